@@ -1,0 +1,523 @@
+"""The soak engine: run a handler many times under the guard; report what outlived it.
+
+Verdicts follow leak hunters' practice: counted resources get zero tolerance after a short
+warm-up (``leak_after=1``, ``warmup=1``), threads a bounded grace period, memory a trend over
+windows. A finding remembers which invocations grew it, so leaks that happen only on some
+paths (the handler raised, a certain event) are reported with that path.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._constants import DB_CLEANUP
+from ._limits import fd_limited
+from ._targets import TargetError, load_events
+from .config import Policy
+from .engine import Engine, InvocationStats
+from .errors import LeakError
+from .guard import engine_of, guard
+from .report import Finding, plural
+from .sites import Site
+
+__all__ = ["DEFAULT_INVOCATIONS", "LAMBDA_FD_LIMIT", "SoakReport", "soak", "soak_policy"]
+
+DEFAULT_INVOCATIONS = 1500
+LAMBDA_FD_LIMIT = 1024
+_FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE)
+
+
+# -- the report -----------------------------------------------------------------------
+
+
+@dataclass
+class SoakReport:
+    handler: str
+    invocations: int
+    errors: int
+    findings: list[Finding]
+    seconds: float
+    error_types: Counter[str] = field(default_factory=Counter)
+    stats: list[InvocationStats] = field(default_factory=list, repr=False)
+    fd_exhausted_at: int | None = None  # the first invocation that failed with EMFILE
+    fd_limit: int | None = None  # the soft RLIMIT_NOFILE the soak ran under
+
+    @property
+    def verdict(self) -> str:
+        return "leak" if self.findings else "clean"
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape; keys may be added, never renamed."""
+        return {
+            "handler": self.handler,
+            "invocations": self.invocations,
+            "errors": self.errors,
+            "error_types": dict(self.error_types),
+            "verdict": self.verdict,
+            "seconds": round(self.seconds, 3),
+            "fd_limit": self.fd_limit,
+            "fd_exhausted_at": self.fd_exhausted_at,
+            "findings": [finding.to_dict() for finding in self.findings],
+            "stats": [list(row) for row in self.stats],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SoakReport:
+        """Rebuild a report written by ``to_dict`` (an isolated soak's child writes one)."""
+        return cls(
+            handler=data["handler"],
+            invocations=data["invocations"],
+            errors=data["errors"],
+            findings=[_finding_from_dict(item) for item in data["findings"]],
+            seconds=data.get("seconds", 0.0),
+            error_types=Counter(data.get("error_types", {})),
+            stats=[InvocationStats(*row) for row in data.get("stats", [])],
+            fd_exhausted_at=data.get("fd_exhausted_at"),
+            fd_limit=data.get("fd_limit"),
+        )
+
+    def __str__(self) -> str:
+        rate = self.invocations / self.seconds if self.seconds else 0.0
+        head = (
+            f"safehandler soak {self.handler}: {self.invocations:,} invocations in "
+            f"{self.seconds:.2f} s ({rate:,.0f}/s), {self.errors:,} raised"
+        )
+        if self.error_types:
+            head += " (" + ", ".join(f"{n:,} {k}" for k, n in self.error_types.items()) + ")"
+        lines = [head]
+        if self.stats:
+            lines += _counters_lines(self.stats)
+        if self.fd_exhausted_at is not None:
+            limit = f" (RLIMIT_NOFILE {self.fd_limit:,})" if self.fd_limit else ""
+            lines.append(
+                f"EMFILE at invocation {self.fd_exhausted_at:,}: the process ran out of file "
+                f"descriptors{limit}; every later invocation that opens one fails"
+            )
+        if self.clean:
+            lines.append("verdict: clean, nothing outlived its invocation")
+            return "\n".join(lines)
+        count = len(self.findings)
+        lines.append(f"verdict: LEAK, {count} {plural('finding', count)}")
+        for finding in self.findings:
+            lines.append(f"  [{finding.kind}] {finding}")
+            path = finding.extra.get("path")
+            if path:
+                lines.append(f"      {path}")
+        lines.append(_ADVICE)
+        return "\n".join(lines)
+
+
+_ADVICE = (
+    "fix: close what the handler opens before it returns (`with` or try/finally), or create it "
+    "once at module level and reuse it; join threads before returning."
+)
+
+
+def _finding_from_dict(item: Mapping[str, Any]) -> Finding:
+    site = None
+    if item.get("site"):
+        filename, _, line = item["site"].rpartition(":")
+        caller = None
+        if item.get("called_from"):
+            where, _, function = item["called_from"].partition(" in ")
+            caller_file, _, caller_line = where.rpartition(":")
+            caller = (os.path.abspath(caller_file), int(caller_line), function)
+        site = Site(
+            os.path.abspath(filename),
+            int(line),
+            item.get("function") or "?",
+            item.get("via"),
+            caller,
+        )
+    known = {
+        "kind",
+        "site",
+        "function",
+        "via",
+        "called_from",
+        "count",
+        "first_invocation",
+        "invocation",
+        "detail",
+        "noun",
+        "what",
+    }
+    return Finding(
+        kind=item["kind"],
+        count=item["count"],
+        group=(item["kind"], item.get("noun", ""), item.get("site") or item.get("what")),
+        site=site,
+        first_invocation=item["first_invocation"],
+        detail=item.get("what", item.get("detail", "")),
+        noun=item.get("noun", ""),
+        invocation=item.get("invocation", 0),
+        extra={key: value for key, value in item.items() if key not in known},
+    )
+
+
+def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMIT) -> list[str]:
+    def ends(column: str) -> tuple[InvocationStats, InvocationStats] | None:
+        # a probe switched off (by EMFILE, say) leaves None: use the last row that has it
+        rows = [row for row in stats if getattr(row, column) is not None]
+        return (rows[0], rows[-1]) if rows else None
+
+    parts, lines = [], []
+    if fds := ends("fds"):
+        first, last = fds
+        opened, now = first.fds or 0, last.fds or 0
+        parts.append(f"open fds {opened:,} -> {now:,}")
+        if now > opened and last.invocation > first.invocation:
+            per_call = (now - opened) / (last.invocation - first.invocation)
+            runs_out = first.invocation + (fd_limit - opened) / per_call
+            lines.append(
+                f"at {per_call:.2g} fd per invocation, Lambda's {fd_limit:,} fds run out near "
+                f"invocation {max(1, int(runs_out)):,}"
+            )
+    if threads := ends("threads"):
+        parts.append(f"threads {threads[0].threads} -> {threads[1].threads}")
+    if (db := ends("db")) and (db[0].db or db[1].db):
+        parts.append(f"DB connections left open {db[0].db} -> {db[1].db}")
+    if rss := ends("rss"):
+        first_rss, last_rss = rss[0].rss or 0, rss[1].rss or 0
+        parts.append(f"RSS {first_rss / 2**20:.1f} -> {last_rss / 2**20:.1f} MiB")
+    head = f"after invocation {stats[0].invocation} -> {stats[-1].invocation:,}: "
+    return [head + ", ".join(parts), *lines]
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+def _labelled(events: Any, invocations: int, seed: int | None) -> Iterator[tuple[str, Any]]:
+    """``(label, event)`` per invocation from whatever the caller gave.
+
+    A path (file or directory of JSON files), a list (cycled), a Hypothesis strategy (up to
+    200 distinct examples, cycled), a callable (called per invocation), an iterator (consumed),
+    or a single event (repeated; default ``{}``).
+    """
+    if isinstance(events, (str, os.PathLike)):
+        events = load_events(events)
+        return _cycle(events, seed)
+    if _is_strategy(events):
+        return _cycle(_draw(events, min(invocations, 200), seed), seed)
+    if callable(events):
+        return ((f"call {n}", events()) for n in _count())
+    if isinstance(events, (list, tuple)):
+        if not events:
+            raise TargetError("no events to soak with")
+        return _cycle([(f"#{n}", event) for n, event in enumerate(events)], seed)
+    if isinstance(events, Iterator):
+        return ((f"#{n}", event) for n, event in enumerate(events))
+    single = {} if events is None else events
+    return (("event", single) for _ in _count())
+
+
+def _count() -> Iterator[int]:
+    n = 0
+    while True:
+        yield n
+        n += 1
+
+
+def _cycle(pairs: list[tuple[str, Any]], seed: int | None) -> Iterator[tuple[str, Any]]:
+    if seed is not None:
+        pairs = list(pairs)
+        random.Random(seed).shuffle(pairs)  # noqa: S311 - an order, not a secret
+    while True:
+        yield from pairs
+
+
+def _is_strategy(obj: object) -> bool:
+    hypothesis = sys.modules.get("hypothesis.strategies")
+    return hypothesis is not None and isinstance(obj, hypothesis.SearchStrategy)
+
+
+def _draw(strategy: Any, count: int, seed: int | None) -> list[tuple[str, Any]]:
+    """Examples through Hypothesis's public API: a @given run that only collects."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    drawn: list[Any] = []
+
+    @settings(
+        max_examples=count,
+        database=None,
+        derandomize=seed is None,
+        suppress_health_check=list(HealthCheck),
+        deadline=None,
+    )
+    @given(strategy)
+    def collect(event: Any) -> None:
+        drawn.append(event)
+
+    if seed is not None:
+        collect = hypothesis_seed(seed)(collect)
+    collect()
+    return [(f"example {n}", event) for n, event in enumerate(drawn)]
+
+
+# -- the soak -------------------------------------------------------------------------
+
+
+def soak_policy(environ: Mapping[str, str] | None = None, **settings: Any) -> Policy:
+    """The environment's policy made strict for a soak: report everything after one warm-up
+    invocation, and observe the handler as it is (no DB cleanup unless
+    ``SAFEHANDLER_DB_CLEANUP`` says so), so the report shows what it leaks."""
+    environ = os.environ if environ is None else environ
+    defaults: dict[str, Any] = {"mode": "report", "leak_after": 1, "warmup": 1}
+    if DB_CLEANUP not in environ:
+        defaults["db_cleanup"] = "off"
+    return Policy.from_env(environ, **{**defaults, **settings})
+
+
+def soak(
+    handler: Callable[..., Any],
+    *,
+    events: Any = None,
+    invocations: int = DEFAULT_INVOCATIONS,
+    policy: Policy | None = None,
+    name: str | None = None,
+    seed: int | None = None,
+    context_factory: Callable[[], Any] | None = None,
+    progress: TextIO | None = None,
+) -> SoakReport:
+    """Run ``handler`` ``invocations`` times and report every leak it showed.
+
+    ``events``: see ``_labelled``. A handler that is already guarded is soaked with its own
+    engine; any other is guarded here with ``policy`` (default: ``soak_policy()``).
+    ``progress``: a terminal stream for a progress bar.
+    """
+    if invocations < 1:
+        raise ValueError(f"invocations={invocations!r}: must be at least 1")
+    if context_factory is None:
+        from .testing import FakeLambdaContext
+
+        context_factory = FakeLambdaContext
+    engine = engine_of(handler)
+    if engine is None:
+        handler = guard(handler, policy=policy or soak_policy())
+        engine = engine_of(handler)
+    assert engine is not None
+    collected: list[Finding] = []
+    saved_sink, engine.sink = engine.sink, collected.append
+    stats = engine.keep_stats()
+    start_invocation = engine.invocation
+    outcomes: dict[int, tuple[str, str | None]] = {}  # invocation -> (event label, error)
+    errors: Counter[str] = Counter()
+    exhausted_at: int | None = None
+    feed = _labelled(events, invocations, seed)
+    bar = _Progress(progress, invocations)
+    started = time.perf_counter()
+    done = 0
+    try:
+        for _, (label, event) in zip(range(invocations), feed, strict=False):
+            done += 1
+            error = None
+            try:
+                handler(event, context_factory())
+            except LeakError as exc:
+                collected.extend(exc.findings)  # a strict guard raised what it found
+            except Exception as exc:  # noqa: BLE001 - the handler's own errors are counted
+                error = _error_name(exc)
+                errors[error] += 1
+                if exhausted_at is None and getattr(exc, "errno", None) in _FD_EXHAUSTED:
+                    exhausted_at = done
+            outcomes[engine.invocation] = (label, error)
+            bar.update(done)
+    finally:
+        bar.close()
+        engine.sink = saved_sink
+        engine.stats = None
+    seconds = time.perf_counter() - started
+    return SoakReport(
+        handler=name or _describe(handler),
+        invocations=done,
+        errors=sum(errors.values()),
+        findings=_merge(collected, engine, outcomes, start_invocation),
+        seconds=seconds,
+        error_types=errors,
+        stats=stats,
+        fd_exhausted_at=exhausted_at,
+        fd_limit=_soft_fd_limit(),
+    )
+
+
+def _error_name(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code in errno.errorcode:
+        return f"{type(exc).__name__}[{errno.errorcode[code]}]"
+    return type(exc).__name__
+
+
+def _soft_fd_limit() -> int | None:
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _describe(handler: Callable[..., Any]) -> str:
+    module = getattr(handler, "__module__", "?")
+    return f"{module}:{getattr(handler, '__qualname__', repr(handler))}"
+
+
+def _merge(
+    findings: list[Finding],
+    engine: Engine,
+    outcomes: Mapping[int, tuple[str, str | None]],
+    offset: int,
+) -> list[Finding]:
+    """One finding per group: when it was first found, its peak count, and the path that grew it."""
+    merged: dict[Hashable, Finding] = {}
+    for finding in findings:
+        if finding.kind == "memory":
+            merged[("memory",)] = finding  # the latest trend says it best
+            continue
+        key = finding.group or (finding.kind, finding.noun, finding.site or finding.detail)
+        merged.setdefault(key, finding)
+    out = []
+    for key, first in merged.items():
+        if first.kind == "memory":
+            out.append(_renumber(first, offset))
+            continue
+        # the detail as it is now ("grew: 1,499 -> 1,500 items"), the peak count
+        detail = engine.tracker.latest(key) or first.detail
+        peak = engine.tracker.peak(key)
+        path = _path(engine.tracker.grew_at(key), outcomes)
+        extra = {**first.extra, "path": path} if path else dict(first.extra)
+        found = replace(first, detail=detail, count=max(peak or 0, first.count), extra=extra)
+        out.append(_renumber(found, offset))
+    return out
+
+
+def _renumber(finding: Finding, offset: int) -> Finding:
+    """Invocation numbers relative to the soak, for a guard that had run before it."""
+    if not offset:
+        return finding
+    return replace(
+        finding,
+        first_invocation=max(1, finding.first_invocation - offset),
+        invocation=max(1, finding.invocation - offset),
+    )
+
+
+def _path(grew_at: Iterable[int], outcomes: Mapping[int, tuple[str, str | None]]) -> str | None:
+    """ "only when the handler raised KeyError (events: #3, #7)" when the growth says so."""
+    seen = [outcomes[n] for n in grew_at if n in outcomes]
+    if not seen:
+        return None
+    raised = Counter(error for _, error in seen if error)
+    labels = sorted({label for label, _ in seen})
+    if len(raised) == 1 and sum(raised.values()) == len(seen):
+        (error,) = raised
+        return f"only in invocations that raised {error} (events: {_few(labels)})"
+    if raised:
+        ok = len(seen) - sum(raised.values())
+        kinds = ", ".join(f"{n} raised {e}" for e, n in raised.items())
+        return f"grew in {len(seen)} invocations: {kinds}, {ok} returned"
+    all_labels = {label for label, _ in outcomes.values()}
+    if len(labels) < len(all_labels):
+        return f"only for events {_few(labels)}"
+    return None
+
+
+def _few(labels: list[str], most: int = 5) -> str:
+    shown = ", ".join(labels[:most])
+    return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
+
+
+class _Progress:
+    """A one-line progress bar, only on a terminal."""
+
+    def __init__(self, stream: TextIO | None, total: int) -> None:
+        self.stream = stream if stream is not None and stream.isatty() else None
+        self.total = total
+        self.step = max(1, total // 100)
+
+    def update(self, done: int) -> None:
+        if self.stream is None or (done % self.step and done != self.total):
+            return
+        width = 30
+        filled = width * done // self.total
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+# -- isolated: a subprocess under Lambda's limits --------------------------------------
+
+
+def soak_isolated(
+    target: str,
+    *,
+    invocations: int = DEFAULT_INVOCATIONS,
+    events: str | os.PathLike[str] | None = None,
+    fd_limit: int = LAMBDA_FD_LIMIT,
+    memory_mb: int | None = None,
+    seed: int | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600,
+) -> SoakReport:
+    """Soak ``target`` in a child process with ``RLIMIT_NOFILE`` at ``fd_limit`` (Lambda's
+    1,024 by default) and the function's memory size, so a leak really hits ``EMFILE``."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and fd_limit > hard:
+        raise TargetError(f"--fd-limit {fd_limit}: above this process's hard limit {hard}")
+
+    child_env = dict(os.environ if env is None else env)
+    if memory_mb is not None:
+        child_env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(memory_mb)
+    with tempfile.TemporaryDirectory(prefix="safehandler-soak-") as scratch:
+        out = Path(scratch) / "report.json"
+        argv = [
+            sys.executable,
+            "-m",
+            "safehandler",
+            "soak",
+            target,
+            "-n",
+            str(invocations),
+            "--json",
+            str(out),
+            "--quiet",
+        ]
+        if events is not None:
+            argv += ["--events", os.fspath(events)]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
+        proc = subprocess.run(
+            fd_limited(argv, fd_limit),
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode not in (0, 1) or not out.exists():
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise TargetError(
+                f"the isolated soak failed (exit {proc.returncode}): "
+                + (detail[-1] if detail else "no output")
+            )
+        return SoakReport.from_dict(json.loads(out.read_text(encoding="utf-8")))

@@ -1,0 +1,192 @@
+"""The ``safehandler`` command: ``soak`` a handler; print the ``settings`` table.
+
+Exit status: 0 clean, 1 leak found, 2 usage error (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .config import settings_table
+from .errors import ConfigError
+from .health import read_state, state_path
+from .layer import ARCHES, PYTHONS, build_layer
+from .testing import (
+    DEFAULT_INVOCATIONS,
+    LAMBDA_FD_LIMIT,
+    SoakReport,
+    TargetError,
+    load_events,
+    load_handler,
+    soak,
+    soak_isolated,
+    soak_policy,
+)
+
+__all__ = ["main"]
+
+EXIT_CLEAN, EXIT_LEAK, EXIT_USAGE = 0, 1, 2
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number of at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="safehandler", description="Find resources that outlive Lambda invocations."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "soak",
+        help="run a handler many times and report what it leaks",
+        description="Run a handler many times under the guard; exit 1 if anything leaked.",
+    )
+    run.add_argument("target", help="package.module:function or path/to/file.py:function")
+    run.add_argument(
+        "-n",
+        "--invocations",
+        type=_positive,
+        default=DEFAULT_INVOCATIONS,
+        help=f"how many invocations (default {DEFAULT_INVOCATIONS:,}: past Lambda's 1,024 fds)",
+    )
+    events = run.add_mutually_exclusive_group()
+    events.add_argument("--event", metavar="FILE.json", help="the event for every invocation")
+    events.add_argument(
+        "--events", metavar="DIR", help="a directory of *.json events, used in turn"
+    )
+    run.add_argument("--seed", type=int, help="shuffle the events with this seed")
+    run.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run in a child process under Lambda's limits (RLIMIT_NOFILE, memory size)",
+    )
+    run.add_argument(
+        "--fd-limit",
+        type=_positive,
+        default=LAMBDA_FD_LIMIT,
+        help=f"RLIMIT_NOFILE with --isolate (default {LAMBDA_FD_LIMIT:,}, as on Lambda)",
+    )
+    run.add_argument(
+        "--memory-mb", type=_positive, help="the function's memory size, for the memory limit"
+    )
+    run.add_argument("--json", metavar="OUT.json", help="also write the report as JSON here")
+    run.add_argument("--html", metavar="OUT.html", help="also write an HTML report with charts")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no text report")
+    commands.add_parser("settings", help="print the SAFEHANDLER_* settings as a table")
+    check = commands.add_parser(
+        "health",
+        help="exit 0 if the guarded process is healthy, 1 if not, 2 if unknown",
+        description="For container health checks (ECS, Kubernetes): reads the state the guard "
+        "keeps in SAFEHANDLER_HEALTH_FILE.",
+    )
+    check.add_argument("--file", help="the state file (default: SAFEHANDLER_HEALTH_FILE)")
+    layer = commands.add_parser("layer", help="build the Lambda layer")
+    layer_commands = layer.add_subparsers(dest="layer_command", required=True, metavar="COMMAND")
+    build = layer_commands.add_parser("build", help="write the layer zip")
+    build.add_argument("--arch", choices=sorted(ARCHES), default="x86_64")
+    build.add_argument("--python", choices=PYTHONS, default="3.12")
+    build.add_argument("-o", "--output", metavar="DIR", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "settings":
+        print(settings_table())
+        return EXIT_CLEAN
+    if args.command == "health":
+        return _health(args.file)
+    if args.command == "layer":
+        path = build_layer(args.output, arch=args.arch, python=args.python)
+        print(path)
+        return EXIT_CLEAN
+    with contextlib.ExitStack() as outputs:
+        try:
+            # Opened first: a leaking handler may leave no descriptor to open them with later.
+            json_out = outputs.enter_context(_open_output(args.json))
+            html_out = outputs.enter_context(_open_output(args.html))
+            report = _run_soak(args)
+        except (TargetError, ConfigError, OSError) as exc:
+            print(f"safehandler: error: {exc}", file=sys.stderr)
+            for path in (args.json, args.html):  # no half-written reports left behind
+                if path:
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
+            return EXIT_USAGE
+        if not args.quiet:
+            print(report)
+        if json_out is not None:
+            json.dump(report.to_dict(), json_out, indent=2)
+            json_out.write("\n")
+        if html_out is not None:
+            html_out.write(_html(report, args))
+    return EXIT_CLEAN if report.clean else EXIT_LEAK
+
+
+def _open_output(path: str | None) -> contextlib.AbstractContextManager[TextIO | None]:
+    if path is None:
+        return contextlib.nullcontext()
+    return open(path, "w", encoding="utf-8")
+
+
+def _health(path: str | None) -> int:
+    state = read_state(path)
+    if state is None:
+        print(f"unknown: no health state at {path or state_path()}", file=sys.stderr)
+        return EXIT_USAGE
+    print(state)
+    return EXIT_CLEAN if state.healthy else EXIT_LEAK
+
+
+def _run_soak(args: argparse.Namespace) -> SoakReport:
+    events: Any = args.events or args.event
+    if args.isolate:
+        return soak_isolated(
+            args.target,
+            invocations=args.invocations,
+            events=events,
+            fd_limit=args.fd_limit,
+            memory_mb=args.memory_mb,
+            seed=args.seed,
+        )
+    settings = {"memory_limit_mb": args.memory_mb} if args.memory_mb else {}
+    policy = soak_policy(**settings)
+    if events:
+        load_events(events)  # a bad event file is a usage error, before importing anything
+    handler = load_handler(args.target)
+    return soak(
+        handler,
+        events=events,
+        invocations=args.invocations,
+        policy=policy,
+        name=args.target,
+        seed=args.seed,
+        progress=None if args.quiet else sys.stderr,
+    )
+
+
+def _html(report: SoakReport, args: argparse.Namespace) -> str:
+    from .html_report import render_html
+
+    return render_html(
+        report,
+        fd_limit=report.fd_limit if args.isolate else LAMBDA_FD_LIMIT,
+        memory_limit_bytes=args.memory_mb * 2**20 if args.memory_mb else None,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

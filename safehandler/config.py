@@ -1,0 +1,316 @@
+"""The policy: what safehandler watches, how long it tolerates growth, and what it does.
+
+``Policy`` is a frozen, keyword-only dataclass. ``Policy.from_env()`` reads ``SAFEHANDLER_*``
+variables; the precedence is argument > environment > default. Every value is checked when the
+policy is built (at import or decoration time), and a bad one raises ``ConfigError`` naming the
+setting, the value and the accepted range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, cast
+
+from . import _constants as env
+from .errors import ConfigError
+
+__all__ = ["PROBE_NAMES", "SETTINGS", "Policy", "Setting"]
+
+Mode = Literal["report", "strict", "off"]
+DbCleanup = Literal["off", "leaks", "all"]
+Recycle = Literal["auto", "off"]
+Isolation = Literal["report", "restore"]
+MODES: tuple[Mode, ...] = ("report", "strict", "off")
+PROBE_NAMES = ("fds", "threads", "db", "globals", "memory")
+DB_CLEANUPS: tuple[DbCleanup, ...] = ("off", "leaks", "all")
+RECYCLES: tuple[Recycle, ...] = ("auto", "off")
+ISOLATIONS: tuple[Isolation, ...] = ("report", "restore")
+
+
+class Setting(NamedTuple):
+    """One row of the settings table: the field, its variable, its range and what it means."""
+
+    field: str
+    env: str
+    accepted: str
+    parse: Callable[[str], Any]
+    check: Callable[[Any], bool]
+    meaning: str
+
+
+def _parse_int(text: str) -> int:
+    return int(text.strip())
+
+
+def _parse_float(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _parse_optional_int(text: str) -> int | None:
+    return None if text.strip().lower() in ("", "auto") else _parse_int(text)
+
+
+def _patterns(value: object) -> bool:
+    return isinstance(value, frozenset) and all(
+        isinstance(p, str) and p and not any(c.isspace() for c in p) for p in value
+    )
+
+
+def _parse_names(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int_in(low: int, high: int) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _fraction(value: object) -> bool:
+    return _is_number(value) and 0 < cast("float", value) <= 1
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "mode",
+        env.MODE,
+        "report, strict or off",
+        str.strip,
+        lambda v: v in MODES,
+        "report: log each finding once as a JSON line; strict: raise the matching LeakError "
+        "(tests, soaks); off: call the handler and nothing else",
+    ),
+    Setting(
+        "leak_after",
+        env.LEAK_AFTER,
+        "an integer in [1, 1000000]",
+        _parse_int,
+        _int_in(1, 1_000_000),
+        "a creation site is reported once it has retained new resources in this many "
+        "invocations (1: the first retention; 2: lazy initialisation is not a leak)",
+    ),
+    Setting(
+        "warmup",
+        env.WARMUP,
+        "an integer in [0, 1000000]",
+        _parse_int,
+        _int_in(0, 1_000_000),
+        "growth in the first invocations is initialisation, not a leak (threads excepted); "
+        "soaks set 1 with leak_after=1: zero tolerance after warm-up",
+    ),
+    Setting(
+        "thread_grace_ms",
+        env.THREAD_GRACE_MS,
+        "a number in [0, 60000]",
+        _parse_float,
+        lambda v: _is_number(v) and 0 <= v <= 60_000,
+        "how long to wait for threads started in the invocation to finish before they count",
+    ),
+    Setting(
+        "fd_threshold",
+        env.FD_THRESHOLD,
+        "a number in (0, 1]",
+        _parse_float,
+        _fraction,
+        "open fds above this fraction of the soft RLIMIT_NOFILE mark the environment unhealthy",
+    ),
+    Setting(
+        "memory_threshold",
+        env.MEMORY_THRESHOLD,
+        "a number in (0, 1]",
+        _parse_float,
+        _fraction,
+        "RSS above this fraction of the memory limit marks the environment unhealthy",
+    ),
+    Setting(
+        "memory_limit_mb",
+        env.MEMORY_LIMIT_MB,
+        "auto or an integer in [1, 1048576]",
+        _parse_optional_int,
+        lambda v: v is None or _int_in(1, 1_048_576)(v),
+        "the memory limit; auto: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else the cgroup limit",
+    ),
+    Setting(
+        "memory_window",
+        env.MEMORY_WINDOW,
+        "an integer in [2, 1000000]",
+        _parse_int,
+        _int_in(2, 1_000_000),
+        "invocations per window of the memory trend (the minimum RSS of each window is compared)",
+    ),
+    Setting(
+        "memory_leak_kb",
+        env.MEMORY_LEAK_KB,
+        "a number in (0, 1048576]",
+        _parse_float,
+        lambda v: _is_number(v) and 0 < v <= 1_048_576,
+        "RSS growth per invocation, sustained over three windows, that is reported as a leak",
+    ),
+    Setting(
+        "db_cleanup",
+        env.DB_CLEANUP,
+        "off, leaks or all",
+        str.strip,
+        lambda v: v in DB_CLEANUPS,
+        "at the end of each invocation: leaks: roll back open transactions and close the "
+        "connections of sites judged leaking, dispose their engines; all: also close every "
+        "connection the invocation opened and left open; off: report only",
+    ),
+    Setting(
+        "recycle",
+        env.RECYCLE,
+        "auto or off",
+        str.strip,
+        lambda v: v in RECYCLES,
+        "auto: an unhealthy environment exits between invocations, after the response is "
+        "posted (restarted by the layer's wrapper; report only on Lambda Managed Instances); "
+        "off: report only",
+    ),
+    Setting(
+        "isolation",
+        env.ISOLATION,
+        "report or restore",
+        str.strip,
+        lambda v: v in ISOLATIONS,
+        "restore: at the end of each invocation put back global state it changed and was not "
+        "its to change (stdlib attributes, builtins, os.environ, sys.path, logging handlers, "
+        "cwd, signal handlers; handler globals judged leaking); report: only report",
+    ),
+    Setting(
+        "allow_globals",
+        env.ALLOW_GLOBALS,
+        "comma-separated module.attribute patterns (no spaces)",
+        _parse_names,
+        _patterns,
+        "intended state (caches, registries): not reported when mutated, only when it grows "
+        "in 10 invocations in a row (or mark the object with safehandler.allow_global)",
+    ),
+    Setting(
+        "allow_threads",
+        env.ALLOW_THREADS,
+        "comma-separated thread-name or module patterns (no spaces)",
+        _parse_names,
+        _patterns,
+        "known-good threads left running: matched against the thread's name and the module "
+        "that started it",
+    ),
+    Setting(
+        "probes",
+        env.PROBES,
+        f"a comma-separated subset of {', '.join(PROBE_NAMES)}",
+        _parse_names,
+        lambda v: isinstance(v, frozenset) and v <= frozenset(PROBE_NAMES),
+        "which probes run",
+    ),
+)
+_BY_FIELD = {setting.field: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """What safehandler does around each invocation. Build it with ``Policy.from_env()``."""
+
+    mode: Mode = "report"
+    leak_after: int = 2
+    warmup: int = 0
+    thread_grace_ms: float = 10.0
+    fd_threshold: float = 0.5
+    # Python's RSS rarely shrinks and Lambda kills the invocation that crosses the limit, so
+    # keep a fifth of the memory as headroom for the peak of the next invocation.
+    memory_threshold: float = 0.8
+    memory_limit_mb: int | None = None
+    memory_window: int = 100
+    memory_leak_kb: float = 4.0
+    db_cleanup: DbCleanup = "leaks"
+    recycle: Recycle = "auto"
+    isolation: Isolation = "report"
+    allow_globals: frozenset[str] = frozenset()
+    allow_threads: frozenset[str] = frozenset()
+    probes: frozenset[str] = field(default_factory=lambda: frozenset(PROBE_NAMES))
+
+    def __post_init__(self) -> None:
+        for name in ("probes", "allow_globals", "allow_threads"):
+            value: object = getattr(self, name)
+            if isinstance(value, (list, tuple, set)):  # accept any collection of names
+                object.__setattr__(self, name, frozenset(value))
+        for setting in SETTINGS:
+            value = getattr(self, setting.field)
+            if not setting.check(value):
+                raise ConfigError(f"{setting.field}={value!r}: must be {setting.accepted}")
+
+    @property
+    def strict(self) -> bool:
+        return self.mode == "strict"
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Policy:
+        """Defaults, overridden by ``SAFEHANDLER_*`` variables, overridden by ``overrides``."""
+        environ = os.environ if environ is None else environ
+        unknown = sorted(set(overrides) - set(_BY_FIELD))
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}: accepted are {', '.join(_BY_FIELD)}"
+            )
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = environ.get(setting.env)
+            if raw is None:
+                continue  # (a value overridden by an argument is still checked: it is a typo)
+            try:
+                value = setting.parse(raw)
+            except ValueError:
+                value = raw
+            if not setting.check(value):
+                raise ConfigError(f"{setting.env}={raw!r}: must be {setting.accepted}")
+            values[setting.field] = value
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Policy:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The ``SAFEHANDLER_*`` variables that rebuild this policy (for subprocesses)."""
+        out: dict[str, str] = {}
+        for setting in SETTINGS:
+            value = getattr(self, setting.field)
+            if value is None:
+                out[setting.env] = "auto"
+            elif isinstance(value, frozenset):
+                out[setting.env] = ",".join(sorted(value))
+            else:
+                out[setting.env] = str(value)
+        return out
+
+
+def settings_table(rows: Iterable[Setting] = SETTINGS) -> str:
+    """The README's settings table, generated so it cannot drift from the code."""
+    defaults = Policy()
+    lines = [
+        "| setting | variable | default | accepted | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        default = getattr(defaults, row.field)
+        if isinstance(default, frozenset):
+            default = ",".join(p for p in PROBE_NAMES if p in default)
+        elif default is None:
+            default = "auto"
+        lines.append(
+            f"| `{row.field}` | `{row.env}` | `{default}` | {row.accepted} | {row.meaning} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,321 @@
+"""The engine around one invocation: snapshot, call, snapshot, and details only on change.
+
+Fail open: a probe that raises is switched off with one warning, and nothing the engine does
+can change what the handler returns or raises. Only a strict policy raises, and only from the
+decorator, after the handler has returned normally.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from . import health, recycle, runtime
+from ._constants import HEALTH_FILE, LOGGER_NAME
+from .config import Policy
+from .policy import Health, LeakTracker, MemoryTrend, judge_health
+from .probes import Probe
+from .probes.db import DbProbe
+from .probes.db import registry as db_registry
+from .probes.fds import FdProbe
+from .probes.globals import IMMEDIATE_NOUNS, GlobalsProbe, handler_modules
+from .probes.memory import MemoryProbe, memory_limit_bytes
+from .probes.processes import ProcessProbe
+from .probes.threads import ThreadProbe
+from .report import Finding, Resource, log_event, log_finding
+from .sites import Creation, recorder
+
+__all__ = ["Engine", "InvocationStats"]
+
+_internal_log = logging.getLogger(LOGGER_NAME)
+
+
+class InvocationStats(NamedTuple):
+    """Counters after one invocation; kept when ``Engine.keep_stats`` is on (soaks)."""
+
+    invocation: int
+    fds: int | None  # open file descriptors
+    threads: int | None  # live threads
+    rss: int | None  # resident memory, bytes
+    failed: bool  # the handler raised
+    findings: int  # findings reported at this invocation
+    db: int | None = None  # DB connections opened by invocations and still open
+
+
+@dataclass(slots=True)
+class _Token:
+    mark: int
+    before: dict[str, Any]
+
+
+class Engine:
+    """Per guarded handler: probes, history and health. Built once, at decoration time."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        logger: Any = None,
+        sink: Callable[[Finding], None] | None = None,
+        handler: Callable[..., Any] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.handler = handler
+        self.logger = logger
+        self.sink = sink or (lambda finding: log_finding(self.logger, finding))
+        self.invocation = 0
+        self.findings: list[Finding] = []
+        self.health: Health | None = None
+        self.unhealthy_since: int | None = None
+        self.stats: list[InvocationStats] | None = None
+        self.tracker = LeakTracker(
+            policy.leak_after, every_growth=policy.strict, warmup=policy.warmup
+        )
+        self.probes: dict[str, Probe] = {}
+        self._last_after: dict[str, Any] = {}  # for the globals probe, whose snapshot is dear
+        self.memory_limit: int | None = None
+        self._fd_limit: int | None = None
+        self._fds_at_last_check: int | None = -1
+        self.trend: MemoryTrend | None = None
+        if policy.enabled:
+            try:
+                self._build_probes()
+            except Exception as exc:  # noqa: BLE001 - fail open at decoration time too
+                self._disable_all(exc)
+            recorder.install()
+            if policy.recycle == "auto":
+                runtime.install_hook()
+
+    def _build_probes(self) -> None:
+        wanted = self.policy.probes
+        if "fds" in wanted:
+            # with the db probe, a connection's socket or SQLite file is reported once, by it
+            claimed = db_registry.claimed if "db" in wanted else None
+            self.probes["fds"] = FdProbe(claimed)
+        if "threads" in wanted:
+            self.probes["threads"] = ThreadProbe(
+                self.policy.thread_grace_ms, self.policy.allow_threads
+            )
+            # child processes go with threads: what keeps running after the invocation
+            self.probes["processes"] = ProcessProbe()
+        if "db" in wanted:
+            self.probes["db"] = DbProbe()
+        if "globals" in wanted:
+            self.probes["globals"] = GlobalsProbe(
+                handler_modules(self.handler),
+                allow=self.policy.allow_globals,
+                # content fingerprints cost more: for strict tests and soaks (a warm-up)
+                deep=self.policy.strict or self.policy.warmup > 0,
+            )
+        if "memory" in wanted:
+            self.probes["memory"] = MemoryProbe()
+            self.memory_limit = memory_limit_bytes(self.policy.memory_limit_mb)
+            self.trend = MemoryTrend(
+                self.policy.memory_window, self.policy.memory_leak_kb * 1024, self.memory_limit
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.policy.enabled
+
+    @property
+    def healthy(self) -> bool:
+        return self.unhealthy_since is None
+
+    def keep_stats(self) -> list[InvocationStats]:
+        self.stats = []
+        return self.stats
+
+    # -- around the call --------------------------------------------------------------
+
+    def before(self) -> _Token:
+        """Snapshot the counters and start recording. Never raises."""
+        self.invocation += 1
+        try:
+            counts = self._before()
+        except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
+            self._disable_all(exc)
+            counts = {}
+        return _Token(recorder.begin(), counts)
+
+    def _before(self) -> dict[str, Any]:
+        counts = self._snapshots(before=True, skip=self._last_after.keys())
+        # Nothing runs between invocations but what the handler left running: the state after
+        # the last one is the state before this one, and a dear second snapshot is saved.
+        counts.update((n, c) for n, c in self._last_after.items() if n in self.probes)
+        fds = self.probes.get("fds")
+        if isinstance(fds, FdProbe) and "fds" in counts:
+            gone = self._safely("fds", fds.start, counts["fds"])
+            if gone:
+                self.tracker.observe(self.invocation, (), gone)
+        return counts
+
+    def _snapshots(self, *, before: bool, skip: Collection[str] = ()) -> dict[str, Any]:
+        """Every probe's counter: one pass, and a careful second one only if a probe broke."""
+        try:
+            return {
+                name: probe.snapshot()
+                for name, probe in self.probes.items()
+                if (probe.counts_before or not before) and name not in skip
+            }
+        except Exception:  # noqa: BLE001 - find the broken probe and switch it off
+            counts = {}
+            for name, probe in list(self.probes.items()):
+                if (probe.counts_before or not before) and name not in skip:
+                    count = self._safely(name, probe.snapshot)
+                    if count is not None:
+                        counts[name] = count
+            return counts
+
+    def after(self, token: _Token, *, failed: bool) -> list[Finding]:
+        """Judge the invocation; return the findings reported now. Never raises."""
+        creations = recorder.end(token.mark)  # first, so recording stops whatever follows
+        try:
+            return self._after(token, creations, failed)
+        except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
+            self._disable_all(exc)
+            return []
+
+    def _after(self, token: _Token, creations: list[Creation], failed: bool) -> list[Finding]:
+        counts = self._snapshots(before=False)
+        if "globals" in counts:
+            self._last_after["globals"] = counts["globals"]
+        added: list[Resource] = []
+        removed: list[Resource] = []
+        for name, probe in list(self.probes.items()):
+            after = counts.get(name)
+            before = token.before.get(name)
+            # The cheap path: nothing moved, nothing was created, nothing is held.
+            if before is None or (after == before and not creations and not probe.holding):
+                continue
+            delta = self._safely(name, probe.diff, before, after, creations, self.invocation)
+            if delta is not None:
+                added += delta.added
+                removed += delta.removed
+        findings = self.tracker.observe(self.invocation, added, removed) if added or removed else []
+        if added and self.policy.isolation == "restore":
+            self._restore(token, added)
+        db = self.probes.get("db")
+        if isinstance(db, DbProbe) and db.holding:
+            self._clean_up(db)
+        rss = counts.get("memory")
+        if self.trend is not None and rss is not None:
+            growth = self.trend.observe(self.invocation, rss)
+            if growth is not None:
+                findings.append(growth)
+        for finding in findings:
+            self.findings.append(finding)
+            # strict raises instead, but never over the handler's own error
+            if failed or not self.policy.strict:
+                self.sink(finding)
+        self._check_health(counts.get("fds"), rss)
+        if self.stats is not None:
+            self.stats.append(
+                InvocationStats(
+                    self.invocation,
+                    counts.get("fds"),
+                    counts.get("threads"),
+                    rss,
+                    failed,
+                    len(findings),
+                    len(db.retained) if isinstance(db, DbProbe) else None,
+                )
+            )
+        return findings
+
+    def _clean_up(self, db: DbProbe) -> None:
+        closed = self._safely(
+            "db", db.cleanup, self.policy.db_cleanup, self.invocation, self.tracker.leaking
+        )
+        if closed:
+            self.tracker.cleaned(closed)
+
+    def _restore(self, token: _Token, added: list[Resource]) -> None:
+        """Put back what the invocation changed and was not its to change: real isolation.
+        A lazily initialised global (one change, not a leak) is kept: it is the cache."""
+        probe = self.probes.get("globals")
+        before = token.before.get("globals")
+        if not isinstance(probe, GlobalsProbe) or before is None:
+            return
+        wanted = {
+            res.key
+            for res in added
+            if res.kind == "global" and (res.noun in IMMEDIATE_NOUNS or self.tracker.leaking(res))
+        }
+        if wanted and self._safely("globals", probe.restore, before, wanted):
+            self._last_after["globals"] = self._safely("globals", probe.snapshot)
+
+    # -- health -----------------------------------------------------------------------
+
+    def _check_health(self, fds: int | None, rss: int | None) -> None:
+        if fds != self._fds_at_last_check:  # the limit is re-read only when the count moved
+            self._fds_at_last_check = fds
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            self._fd_limit = None if soft == resource.RLIM_INFINITY else soft
+        fd_limit = self._fd_limit if fds is not None else None
+        self.health = judge_health(
+            fds=fds,
+            fd_limit=fd_limit,
+            fd_threshold=self.policy.fd_threshold,
+            rss=rss,
+            memory_limit=self.memory_limit,
+            memory_threshold=self.policy.memory_threshold,
+        )
+        if self.invocation == 1 and self.health.healthy:
+            _publish(healthy=True, reasons=(), invocation=1)
+        if self.health.healthy or self.unhealthy_since is not None:
+            return
+        self.unhealthy_since = self.invocation
+        _publish(healthy=False, reasons=self.health.reasons, invocation=self.invocation)
+        if self.policy.recycle == "auto":
+            recycle.request(list(self.health.reasons))
+        top = [
+            {"count": count, "site": site.location if site else None, "what": what}
+            for count, site, what in self.tracker.open_counts()[:5]
+        ]
+        log_event(
+            self.logger,
+            "safehandler.unhealthy",
+            "safehandler: environment unhealthy: " + "; ".join(self.health.reasons),
+            {
+                "invocation": self.invocation,
+                "reasons": list(self.health.reasons),
+                "fds": self.health.fds,
+                "fd_limit": self.health.fd_limit,
+                "rss": self.health.rss,
+                "memory_limit": self.health.memory_limit,
+                "top_sites": top,
+            },
+        )
+
+    # -- fail open --------------------------------------------------------------------
+
+    def _safely(self, name: str, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except Exception as exc:  # noqa: BLE001 - a broken probe must not break the handler
+            self.probes.pop(name, None)
+            _internal_log.warning(
+                "safehandler: the %s probe failed and is now off: %r", name, exc, exc_info=exc
+            )
+            return None
+
+    def _disable_all(self, exc: Exception) -> None:
+        self.probes.clear()
+        self.trend = None
+        _internal_log.warning(
+            "safehandler: internal error, probes are now off: %r", exc, exc_info=exc
+        )
+
+
+def _publish(*, healthy: bool, reasons: tuple[str, ...], invocation: int) -> None:
+    """The state file ``safehandler health`` reads; a courtesy that must never fail a call."""
+    if os.environ.get(HEALTH_FILE) == "off":
+        return
+    try:
+        health.write_state(healthy, reasons, invocation)
+    except OSError as exc:
+        _internal_log.warning("safehandler: cannot write the health state: %r", exc)

@@ -1,0 +1,69 @@
+"""The environment's health, kept where a container health check can read it.
+
+The guard writes a small JSON state file when health is first known and whenever it changes
+(never per invocation). ``safehandler health`` reads it: exit 0 healthy, 1 unhealthy, 2 no state.
+The path is ``SAFEHANDLER_HEALTH_FILE``, default ``/tmp/safehandler-health.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ._constants import HEALTH_FILE
+
+__all__ = ["HealthState", "read_state", "state_path", "write_state"]
+
+
+@dataclass(frozen=True)
+class HealthState:
+    healthy: bool
+    reasons: tuple[str, ...]
+    pid: int
+    invocation: int
+    updated: float  # time.time()
+
+    def __str__(self) -> str:
+        if self.healthy:
+            return f"healthy (pid {self.pid}, invocation {self.invocation:,})"
+        return f"UNHEALTHY since invocation {self.invocation:,} (pid {self.pid}): " + "; ".join(
+            self.reasons
+        )
+
+
+def state_path(environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    if environ.get(HEALTH_FILE):
+        return environ[HEALTH_FILE]
+    import tempfile  # 6 ms of cold start: only when the default is needed
+
+    return os.path.join(tempfile.gettempdir(), "safehandler-health.json")
+
+
+def write_state(healthy: bool, reasons: Sequence[str], invocation: int) -> None:
+    """Atomically replace the state file (a reader never sees half of it)."""
+    path = state_path()
+    state = HealthState(healthy, tuple(reasons), os.getpid(), invocation, time.time())
+    scratch = f"{path}.{os.getpid()}.tmp"
+    with open(scratch, "w", encoding="utf-8") as out:
+        json.dump(asdict(state), out)
+    os.replace(scratch, path)
+
+
+def read_state(path: str | None = None) -> HealthState | None:
+    try:
+        with open(path or state_path(), encoding="utf-8") as state_file:
+            data: dict[str, Any] = json.load(state_file)
+        return HealthState(
+            bool(data["healthy"]),
+            tuple(data["reasons"]),
+            int(data["pid"]),
+            int(data["invocation"]),
+            float(data["updated"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,242 @@
+"""Judgement: which retained resources are leaks, when memory grows, when to call it unhealthy.
+
+Retained is not leaked. What exists after init is baseline. A resource created by an invocation
+and still open at its end is *retained*: a module-level connection opened lazily on the first
+call is retained once and reused, which is what Lambda recommends. A *leak* is growth: a
+creation site whose count of open resources reaches a new high in invocation after invocation.
+A site is reported once it has grown in ``leak_after`` invocations, and again each time its
+count doubles, so a steady leak is one log line per doubling, not one per invocation.
+Some resources are findings at once (``Resource.immediate``): a thread or child process alive
+after its invocation, which the frozen environment resumes inside a later one, and global state
+that is not the handler's to change (``json.dumps``, ``os.environ``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+
+from .report import Finding, Resource
+from .sites import Site
+
+__all__ = ["Health", "LeakTracker", "MemoryTrend", "judge_health"]
+
+_GREW_AT_KEPT = 1000
+
+
+@dataclass(slots=True)
+class _SiteState:
+    sample: Resource  # kind, noun, site and detail of the group
+    first_invocation: int
+    live: int = 0
+    high: int = 0  # the highest live count seen
+    grew_in: int = 0  # invocations in which the live count reached a new high
+    reported_live: int = 0  # total (live + cleaned) at the last report
+    cleaned: int = 0  # closed by safehandler's cleanup: still left open by the handler
+    grew_at: list[int] = field(default_factory=list)  # the first invocations that grew it
+
+    @property
+    def total(self) -> int:
+        return self.live + self.cleaned
+
+
+class LeakTracker:
+    """Live counts per creation site, and the growth rule that turns them into findings."""
+
+    def __init__(self, leak_after: int, *, every_growth: bool = False, warmup: int = 0) -> None:
+        self.leak_after = leak_after
+        # strict: once a site is a leak, every invocation that grows it is reported again
+        self.every_growth = every_growth
+        # growth in the first ``warmup`` invocations is initialisation (threads excepted)
+        self.warmup = warmup
+        self.sites: dict[Hashable, _SiteState] = {}
+
+    def observe(
+        self, invocation: int, added: Iterable[Resource], removed: Iterable[Resource]
+    ) -> list[Finding]:
+        for res in removed:
+            state = self.sites.get(res.group)
+            if state is not None:
+                state.live = max(0, state.live - 1)
+        touched: dict[Hashable, _SiteState] = {}
+        for res in added:
+            state = self.sites.get(res.group)
+            if state is None:
+                state = self.sites[res.group] = _SiteState(res, invocation)
+            state.live += 1
+            state.sample = res  # the latest detail is the most telling
+            touched[res.group] = state
+        findings = []
+        for state in touched.values():
+            if state.live <= state.high:
+                continue  # replaced what it closed: reuse, not growth
+            state.high = state.live
+            if invocation <= self.warmup and not state.sample.immediate:
+                continue
+            state.grew_in += 1
+            if len(state.grew_at) < _GREW_AT_KEPT:
+                state.grew_at.append(invocation)
+            if self._due(state):
+                state.reported_live = state.total
+                findings.append(self._finding(state, invocation))
+        return findings
+
+    def cleaned(self, resources: Iterable[Resource]) -> None:
+        """safehandler closed these: gone, yet the handler left them open (still growth)."""
+        for res in resources:
+            state = self.sites.get(res.group)
+            if state is not None:
+                state.live = max(0, state.live - 1)
+                state.high = max(0, state.high - 1)
+                state.cleaned += 1
+
+    def _due(self, state: _SiteState) -> bool:
+        needed = 1 if state.sample.immediate else self.leak_after
+        if state.grew_in < needed:
+            return False
+        if self.every_growth or state.reported_live == 0:
+            return True
+        return state.total >= 2 * state.reported_live
+
+    @staticmethod
+    def _finding(state: _SiteState, invocation: int) -> Finding:
+        res = state.sample
+        detail = res.detail
+        if state.cleaned:
+            detail += f" (safehandler cleaned up {state.cleaned:,} of them)"
+        return Finding(
+            group=res.group,
+            kind=res.kind,
+            count=state.total,
+            site=res.site,
+            first_invocation=state.first_invocation,
+            detail=detail,
+            noun=res.noun,
+            invocation=invocation,
+        )
+
+    def leaking(self, res: Resource) -> bool:
+        """Whether ``res``'s group has been judged a leak (cleanup acts on these)."""
+        state = self.sites.get(res.group)
+        return state is not None and state.reported_live > 0
+
+    def grew_at(self, group: Hashable) -> list[int]:
+        """The invocations (the first thousand) in which ``group`` grew."""
+        state = self.sites.get(group)
+        return list(state.grew_at) if state else []
+
+    def latest(self, group: Hashable) -> str | None:
+        state = self.sites.get(group)
+        return state.sample.detail if state else None
+
+    def peak(self, group: Hashable) -> int | None:
+        """The highest count of open resources a group reached."""
+        state = self.sites.get(group)
+        return state.high + state.cleaned if state else None
+
+    def open_counts(self) -> list[tuple[int, Site | None, str]]:
+        """(live count, site, description) per group with something open, largest first."""
+        rows = [
+            (state.live, state.sample.site, f"{state.sample.noun} {state.sample.detail}".strip())
+            for state in self.sites.values()
+            if state.live
+        ]
+        return sorted(rows, key=lambda row: -row[0])
+
+
+class MemoryTrend:
+    """RSS growth judged on window minima: a peak is noise, a rising floor is a leak.
+
+    Each window of ``window`` invocations keeps its lowest RSS. Growth is reported when the
+    floor rose in three consecutive windows by at least ``leak_bytes`` per invocation on
+    average. It is reported again only after three more windows of growth.
+    """
+
+    def __init__(self, window: int, leak_bytes: float, limit_bytes: int | None) -> None:
+        self.window = window
+        self.leak_bytes = leak_bytes
+        self.limit_bytes = limit_bytes
+        self.floors: list[int] = []
+        self._current: int | None = None
+        self._seen = 0
+        self._quiet_until = 0  # window index before which we do not report again
+
+    def observe(self, invocation: int, rss: int) -> Finding | None:
+        self._current = rss if self._current is None else min(self._current, rss)
+        self._seen += 1
+        if self._seen < self.window:
+            return None
+        self.floors.append(self._current)
+        self._current, self._seen = None, 0
+        return self._judge(invocation)
+
+    def _judge(self, invocation: int) -> Finding | None:
+        floors = self.floors[-4:]
+        if len(floors) < 4 or len(self.floors) < self._quiet_until:
+            return None
+        if not all(a < b for a, b in itertools.pairwise(floors)):
+            return None
+        per_invocation = (floors[-1] - floors[0]) / (3 * self.window)
+        if per_invocation < self.leak_bytes:
+            return None
+        self._quiet_until = len(self.floors) + 3
+        return Finding(
+            kind="memory",
+            count=round(per_invocation),
+            site=None,
+            first_invocation=max(1, invocation - 3 * self.window + 1),
+            detail=self._describe(floors, per_invocation),
+            noun="byte per invocation",
+            invocation=invocation,
+        )
+
+    def _describe(self, floors: list[int], per_invocation: float) -> str:
+        mib = 1024 * 1024
+        text = (
+            f"RSS grows {per_invocation / 1024:.1f} KiB per invocation over the last "
+            f"{3 * self.window} invocations "
+            f"({floors[0] / mib:.1f} MiB -> {floors[-1] / mib:.1f} MiB)"
+        )
+        if self.limit_bytes:
+            remaining = max(0, self.limit_bytes - floors[-1])
+            text += (
+                f"; at this rate the {self.limit_bytes / mib:.0f} MiB limit is reached in about "
+                f"{int(remaining / per_invocation):,} invocations"
+            )
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Resource use after an invocation against the limits."""
+
+    fds: int
+    fd_limit: int | None
+    rss: int | None
+    memory_limit: int | None
+    reasons: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.reasons
+
+
+def judge_health(
+    *,
+    fds: int | None,
+    fd_limit: int | None,
+    fd_threshold: float,
+    rss: int | None,
+    memory_limit: int | None,
+    memory_threshold: float,
+) -> Health:
+    reasons = []
+    if fds is not None and fd_limit and fds > fd_threshold * fd_limit:
+        reasons.append(f"{fds} open fds > {fd_threshold:.0%} of RLIMIT_NOFILE {fd_limit}")
+    if rss is not None and memory_limit and rss > memory_threshold * memory_limit:
+        reasons.append(
+            f"RSS {rss / 2**20:.0f} MiB > {memory_threshold:.0%} of the "
+            f"{memory_limit / 2**20:.0f} MiB memory limit"
+        )
+    return Health(fds or 0, fd_limit, rss, memory_limit, tuple(reasons))

@@ -1,0 +1,242 @@
+"""File descriptors: a count on every invocation, a described table only when it moved.
+
+The count is one ``stat`` of ``/proc/self/fd`` (Linux 6.2+ reports the number of open fds as
+its size) or a directory listing on older kernels. When the count moved, or a file or socket
+was created, each new fd is described: what it is (file, socket, pipe), where it points, and
+the site that created it, matched from the creation events of this invocation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+
+from ..report import Resource
+from ..sites import Creation, Site
+from . import NO_CHANGE, Delta
+
+__all__ = ["FdProbe", "count_fds", "fd_table"]
+
+_FD_DIR = "/proc/self/fd"
+
+
+_dir_fd = -1  # /proc/self/fd held open: fstat on it costs a third of a stat by path
+_dir_pid = -1  # "self" was resolved when it was opened: reopen in a forked child
+
+
+def _count_by_stat() -> int:
+    global _dir_fd, _dir_pid  # noqa: PLW0603 - one descriptor for the process
+    if _dir_pid != os.getpid():
+        if _dir_fd >= 0:  # the parent's, inherited across fork
+            os.close(_dir_fd)
+        _dir_fd = os.open(_FD_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        _dir_pid = os.getpid()
+    return os.fstat(_dir_fd).st_size
+
+
+def _count_by_listing() -> int:
+    return len(os.listdir(_FD_DIR)) - 1  # the listing's own descriptor
+
+
+def _pick_counter() -> object:
+    try:
+        size = _count_by_stat()
+    except OSError:
+        return None
+    if size > 0 and abs(size - _count_by_listing()) <= 1:
+        return _count_by_stat
+    os.close(_dir_fd)  # a kernel before 6.2 reports no size: list instead
+    return _count_by_listing
+
+
+_counter = _pick_counter()
+
+
+def count_fds() -> int:
+    """Open file descriptors of this process, cheaply."""
+    if _counter is None:
+        import psutil  # only where /proc is missing
+
+        return int(psutil.Process().num_fds())
+    return _counter()  # type: ignore[operator, no-any-return]
+
+
+def fd_table(only: Iterable[int] | None = None) -> dict[int, str]:
+    """``{fd: target}`` where target is what ``/proc/self/fd/N`` links to (all, or ``only``)."""
+    table: dict[int, str] = {}
+    for fd in (int(name) for name in os.listdir(_FD_DIR)) if only is None else only:
+        try:
+            table[fd] = os.readlink(f"{_FD_DIR}/{fd}")
+        except OSError:  # closed meanwhile, such as the listing's own descriptor
+            continue
+    return table
+
+
+def _listed() -> set[int]:
+    """fd numbers in ``/proc/self/fd``, including the listing's own, closed by now."""
+    return {int(name) for name in os.listdir(_FD_DIR)}
+
+
+def _drop_listing_fd(table: dict[int, str]) -> None:
+    # The listing's descriptor took the lowest free number, so every number below it is open:
+    # walking up from the bottom, the first closed one is it.
+    for fd in sorted(table):
+        try:
+            os.fstat(fd)
+        except OSError:
+            del table[fd]
+            return
+
+
+class FdProbe:
+    """Counts fds; describes and attributes the ones an invocation left open."""
+
+    name = "fds"
+    counts_before = True
+    holding = False  # an fd that closes moves the count: no need to look every time
+
+    def __init__(self, claimed: Callable[[], tuple[set[int], set[str]]] | None = None) -> None:
+        self.known: dict[int, str] | None = None  # the table as last seen
+        # fds opened by invocations and still open, with the target they pointed to
+        self.retained: dict[int, tuple[str, Resource]] = {}
+        # fd numbers and file paths another probe reports (a DB connection's socket, a SQLite
+        # file): seen here, left to it
+        self.claimed = claimed
+
+    def snapshot(self) -> int:
+        return count_fds()
+
+    def start(self, count: int) -> list[Resource]:
+        """Before an invocation: catch up with fds opened or closed since the last one."""
+        if self.known is None or count != len(self.known):
+            # Baseline, or a change between invocations: not the coming invocation's doing.
+            return self._refresh(fd_table())
+        return []
+
+    def _refresh(self, table: dict[int, str]) -> list[Resource]:
+        gone = [fd for fd, (target, _) in self.retained.items() if table.get(fd) != target]
+        self.known = table
+        return [self.retained.pop(fd)[1] for fd in gone]
+
+    def diff(
+        self, before: int, after: int, creations: Sequence[Creation], invocation: int
+    ) -> Delta:
+        if after == before and not any(c.kind in ("file", "socket") for c in creations):
+            return NO_CHANGE
+        known = self.known or {}
+        listed = _listed()
+        # One readlink per fd would make a leaking handler quadratic. Read only the numbers
+        # that are new, and those an event of this invocation may have reused.
+        suspects = (listed - known.keys()) | (_reused(creations) & listed)
+        new = fd_table(suspects)  # the listing's own, closed, descriptor drops out here...
+        table = {fd: known[fd] for fd in listed - suspects if fd in known}
+        table.update(new)
+        if len(table) > count_fds():  # ...unless it took the number of an fd closed meanwhile
+            _drop_listing_fd(table)
+        new = {fd: target for fd, target in new.items() if known.get(fd) != target}
+        removed = self._refresh(table)
+        if new and self.claimed is not None:
+            fds, paths = self.claimed()
+            new = {fd: t for fd, t in new.items() if fd not in fds and t not in paths}
+        added = _describe(new, creations, invocation)
+        for res in added:
+            self.retained[res.key] = (new[res.key], res)  # type: ignore[index]
+        return Delta(added, removed)
+
+
+def _reused(creations: Sequence[Creation]) -> set[int]:
+    """fd numbers that sockets created in this invocation occupy, reused numbers included.
+
+    (A file reopened on a reused number reads the same as before: readlink cannot tell.)
+    """
+    return {_fileno(c.ref()) for c in creations if c.kind == "socket"}
+
+
+def _describe(
+    new: dict[int, str], creations: Sequence[Creation], invocation: int
+) -> list[Resource]:
+    sockets: dict[int, tuple[Site | None, object]] = {}
+    files: dict[str, list[Creation]] = {}
+    for creation in creations:
+        if creation.kind == "socket":
+            sock = creation.ref()
+            fileno = _fileno(sock)
+            if fileno >= 0:
+                sockets[fileno] = (creation.site, sock)
+        elif creation.kind == "file":
+            files.setdefault(os.path.realpath(creation.ref), []).append(creation)
+    peers: dict[int, str] | None = None
+    out: list[Resource] = []
+    for fd, target in sorted(new.items()):
+        if target.startswith("socket:"):
+            site, sock = sockets.get(fd, (None, None))
+            detail = _socket_detail(sock)
+            if detail is None:
+                peers = _psutil_peers() if peers is None else peers
+                detail = peers.get(fd, "")
+            res = Resource("socket", fd, "socket", detail, site, invocation)
+        elif target.startswith("/"):
+            matches = files.get(target)
+            opened: Creation | None = matches.pop() if matches else None
+            res = Resource(
+                "fd",
+                fd,
+                "file",
+                f"open on {target}",
+                opened.site if opened else None,
+                invocation,
+            )
+        elif target.startswith("pipe:"):
+            res = Resource("fd", fd, "pipe", "", None, invocation)
+        else:  # anon_inode:[eventfd], anon_inode:[eventpoll], ...
+            res = Resource("fd", fd, "fd", f"({target})", None, invocation)
+        out.append(res)
+    return out
+
+
+def _fileno(sock: object) -> int:
+    try:
+        return int(sock.fileno())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - collected, closed, or not a socket at all
+        return -1
+
+
+def _format_address(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) or "an unnamed unix socket"
+
+
+def _socket_detail(sock: object) -> str | None:
+    if sock is None:
+        return None
+    try:
+        return "to " + _format_address(sock.getpeername())  # type: ignore[attr-defined]
+    except OSError:
+        pass
+    try:
+        local = sock.getsockname()  # type: ignore[attr-defined]
+    except OSError:
+        return None
+    if isinstance(local, tuple) and local[1] == 0:
+        return "not connected"
+    return "on " + _format_address(local)
+
+
+def _psutil_peers() -> dict[int, str]:
+    """Sockets made outside Python's socket module (C extensions): ask psutil."""
+    try:
+        import psutil
+
+        process = psutil.Process()
+        connections = getattr(process, "net_connections", process.connections)("all")
+    except Exception:  # noqa: BLE001 - details are a courtesy; never fail for them
+        return {}
+    out: dict[int, str] = {}
+    for conn in connections:
+        if conn.raddr:
+            out[conn.fd] = "to " + _format_address(tuple(conn.raddr))
+        elif conn.laddr:
+            out[conn.fd] = "on " + _format_address(tuple(conn.laddr) or conn.laddr)
+    return out

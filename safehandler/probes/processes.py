@@ -1,0 +1,111 @@
+"""Child processes started during an invocation and still running, or left as zombies.
+
+Seen only when an invocation started one (``subprocess.Popen``, ``os.fork``,
+``os.posix_spawn``, ``os.system`` audit events): then psutil lists the children created since.
+A child still running resumes with the frozen environment; a zombie holds its process slot
+until someone waits for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from ..report import Resource
+from ..sites import Creation
+from . import NO_CHANGE, Delta
+
+__all__ = ["ProcessProbe"]
+
+
+class ProcessProbe:
+    name = "processes"
+    counts_before = True
+
+    def __init__(self) -> None:
+        self.retained: dict[int, Resource] = {}
+        self.seen: set[int] = set()  # children judged once: not new again
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.retained)
+
+    def snapshot(self) -> int:
+        return 0  # nothing to count cheaply: the audit events say when to look
+
+    def start(self, count: int) -> list[Resource]:
+        return []
+
+    def diff(
+        self, before: int, after: int, creations: Sequence[Creation], invocation: int
+    ) -> Delta:
+        started = [c for c in creations if c.kind == "process"]
+        if not started and not self.retained:
+            return NO_CHANGE
+        import psutil
+
+        children = {child.pid: child for child in psutil.Process().children(recursive=False)}
+        removed = [
+            self.retained.pop(pid)
+            for pid in list(self.retained)
+            if pid not in children or _status(children[pid]) in ("dead", None)
+        ]
+        if not started:
+            return Delta([], removed)
+        # psutil derives start times from the boot time, which /proc gives in whole seconds
+        since = min(c.ref for c in started) - 1.0
+        site = started[0].site
+        added = []
+        for pid, child in children.items():
+            if pid in self.seen or _created(child) < since:
+                continue
+            self.seen.add(pid)
+            status = _status(child)
+            if status in ("dead", None):
+                continue
+            state = "a zombie nobody waited for" if status == "zombie" else "still running"
+            res = Resource(
+                "process",
+                pid,
+                "child process",
+                f"pid {pid} `{_command(child)}` {state}",
+                site,
+                invocation,
+            )
+            self.retained[pid] = res
+            added.append(res)
+        return Delta(added, removed)
+
+
+def _status(child: object) -> str | None:
+    try:
+        return str(child.status())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - gone meanwhile
+        return None
+
+
+def _created(child: object) -> float:
+    try:
+        return float(child.create_time())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - gone meanwhile
+        return 0.0
+
+
+def _command(child: object) -> str:
+    try:
+        words = _cmdline(child) or [child.name()]  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a zombie has no command line to read
+        return "?"
+    text = " ".join(words)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cmdline(child: object) -> list[str]:
+    # Popen returns once exec has closed the child's CLOEXEC pipe, which the kernel does before
+    # it maps the new arguments: for a moment /proc/<pid>/cmdline reads empty. Wait that out.
+    for _ in range(50):
+        words: list[str] = child.cmdline()  # type: ignore[attr-defined]
+        if words:
+            return words
+        time.sleep(0.001)
+    return []

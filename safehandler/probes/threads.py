@@ -1,0 +1,98 @@
+"""Threads started during an invocation and still alive at its end.
+
+Lambda freezes the environment between invocations: a thread that outlives its invocation
+resumes, at random, inside a later one. Daemon threads are not exempt. A thread that finishes
+within the grace period is not a leak.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+from ..report import Resource
+from ..sites import Creation
+from . import NO_CHANGE, Delta
+
+__all__ = ["ThreadProbe", "describe_thread"]
+
+
+def describe_thread(thread: threading.Thread) -> str:
+    target = getattr(thread, "_target", None)
+    if target is not None:
+        target_name = getattr(target, "__qualname__", None) or repr(target)
+    else:
+        target_name = f"{type(thread).__qualname__}.run"
+    flag = "daemon" if thread.daemon else "non-daemon"
+    return f"named {thread.name!r} ({flag}, target={target_name}) still running"
+
+
+class ThreadProbe:
+    name = "threads"
+    counts_before = True
+
+    def __init__(self, grace_ms: float, allow: Iterable[str] = ()) -> None:
+        self.grace = grace_ms / 1000
+        patterns = [fnmatch.translate(pattern) for pattern in allow]
+        self._allowed = re.compile("|".join(patterns)).match if patterns else None
+        # threads started by invocations and still alive: id -> (weakref to thread, record)
+        self.retained: dict[int, tuple[object, Resource]] = {}
+        # Sites whose threads already outlived the grace period: not waited for again, so a
+        # thread leaked per invocation costs the grace once, not on every invocation.
+        self.proven: set[object] = set()
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.retained)
+
+    def snapshot(self) -> int:
+        return threading.active_count()
+
+    def start(self, count: int) -> list[Resource]:
+        return []
+
+    def diff(
+        self, before: int, after: int, creations: Sequence[Creation], invocation: int
+    ) -> Delta:
+        removed = self._prune() if self.retained else []
+        started = [c for c in creations if c.kind == "thread" and not self._allow(c)]
+        if not started:
+            return Delta([], removed) if removed else NO_CHANGE
+        alive = [(c, t) for c in started if (t := c.ref()) is not None and t.is_alive()]
+        waiting = [t for c, t in alive if c.site not in self.proven]
+        if waiting and self.grace:
+            deadline = time.monotonic() + self.grace
+            for thread in waiting:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            alive = [(c, t) for c, t in alive if t.is_alive()]
+        self.proven.update(c.site for c, _ in alive)
+        added = []
+        for creation, thread in alive:
+            res = Resource(
+                "thread", id(thread), "thread", describe_thread(thread), creation.site, invocation
+            )
+            self.retained[id(thread)] = (creation.ref, res)
+            added.append(res)
+        return Delta(added, removed)
+
+    def _allow(self, creation: Creation) -> bool:
+        """Known-good threads, by name or by the module of their target or creation site."""
+        thread = creation.ref()
+        if self._allowed is None or thread is None:
+            return False
+        target = getattr(thread, "_target", None)
+        names = [thread.name, getattr(target, "__module__", None) or type(thread).__module__]
+        if creation.site is not None:
+            names.append(creation.site.filename)
+        return any(self._allowed(name) for name in names)
+
+    def _prune(self) -> list[Resource]:
+        gone = [
+            key
+            for key, (ref, _) in self.retained.items()
+            if (thread := ref()) is None or not thread.is_alive()  # type: ignore[operator]
+        ]
+        return [self.retained.pop(key)[1] for key in gone]

@@ -1,0 +1,139 @@
+"""Findings and how they are told: readable text, ``to_dict()`` for JSON, one log line each."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._constants import LOGGER_NAME
+from .sites import Site
+
+__all__ = ["Finding", "Resource", "log_event", "log_finding"]
+
+Kind = Literal["fd", "socket", "db_connection", "thread", "process", "global", "memory"]
+
+_IMMEDIATE_KINDS = frozenset({"thread", "process"})
+
+# Plural nouns for the counted text: "37 sockets", "1 file".
+_PLURALS = {
+    "process": "processes",
+    "child process": "child processes",
+    "sys.modules entry": "sys.modules entries",
+    "sys.path entry": "sys.path entries",
+    "working directory": "working directories",
+}
+
+
+def plural(noun: str, count: int) -> str:
+    return noun if count == 1 else _PLURALS.get(noun, noun + "s")
+
+
+@dataclass(slots=True)
+class Resource:
+    """One thing that outlived an invocation: an fd, a socket, a thread."""
+
+    kind: Kind
+    key: Hashable  # identity within its probe: fd number, thread ident
+    noun: str  # "file", "pipe", "socket", "thread"
+    detail: str  # "open on /tmp/x.log", "to 127.0.0.1:3306"
+    site: Site | None
+    invocation: int  # the invocation that created it
+
+    @property
+    def group(self) -> tuple[Hashable, ...]:
+        """Resources of one group are counted together: same kind and noun, same site."""
+        # Without a site, the noun and detail are all we have to tell sources apart.
+        return (self.kind, self.noun, self.site or self.detail)
+
+    @property
+    def immediate(self) -> bool:
+        """A finding at its first appearance, whatever ``leak_after`` says: a thread or child
+        process still running resumes inside a later invocation."""
+        return self.kind in _IMMEDIATE_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A suspected leak: how many, of what, created where, since when."""
+
+    kind: Kind
+    count: int
+    site: Site | None
+    first_invocation: int
+    detail: str
+    noun: str = ""
+    invocation: int = 0  # the invocation at which it was reported
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    # the tracker's group: findings of one group are one leak, reported as it grows
+    group: Hashable = field(default=None, compare=False, repr=False)
+
+    def __str__(self) -> str:
+        if self.kind == "memory":
+            return self.detail
+        if self.kind == "global":
+            times = "once" if self.count == 1 else f"in {self.count:,} invocations"
+            text = f"{self.detail} ({self.noun}, changed {times}"
+            if self.count > 1:
+                text += f" since invocation {self.first_invocation}"
+            return text + f"), reported at invocation {self.invocation}"
+        noun = plural(self.noun or self.kind, self.count)
+        where = f"created at {self.site}" if self.site else "created at an unknown site"
+        text = f"{self.count:,} {noun} {self.detail} {where}".replace("  ", " ")
+        since = f"first retained at invocation {self.first_invocation}"
+        if self.invocation:
+            since += f", reported at invocation {self.invocation}"
+        return f"{text}, {since}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "site": self.site.location if self.site else None,
+            "function": self.site.function if self.site else None,
+            "via": self.site.via if self.site else None,
+            "called_from": self.site.called_from if self.site else None,
+            "count": self.count,
+            "first_invocation": self.first_invocation,
+            "invocation": self.invocation,
+            "detail": str(self),
+            "noun": self.noun,
+            "what": self.detail,
+            **self.extra,
+        }
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+_KEY_PASSWORD = re.compile(
+    r"(?P<head>\b(?:password|passwd|pwd|secret|token)[\"']?\s*[=:]\s*[\"']?)[^\s,;&\"')}]+",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """Hide passwords in DSNs (``user:***@host``) and ``password=...`` pairs."""
+    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
+    return _KEY_PASSWORD.sub(r"\g<head>***", text)
+
+
+def _is_powertools(logger: Any) -> bool:
+    return type(logger).__module__.startswith("aws_lambda_powertools")
+
+
+def log_event(logger: Any, event: str, message: str, fields: Mapping[str, Any]) -> None:
+    """One structured line: a JSON object on stdlib logging, ``extra`` keys on Powertools."""
+    if logger is None:
+        logger = logging.getLogger(LOGGER_NAME)
+    payload = {"event": event, **fields}
+    if _is_powertools(logger):
+        logger.warning(message, extra={"safehandler": payload})
+    else:
+        logger.warning(json.dumps({"message": message, "safehandler": payload}, default=str))
+
+
+def log_finding(logger: Any, finding: Finding) -> None:
+    fields = finding.to_dict()
+    del fields["detail"]  # it is the message
+    log_event(logger, "safehandler.leak", f"safehandler: {finding}", fields)

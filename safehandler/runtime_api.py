@@ -1,0 +1,1117 @@
+"""A local Lambda Runtime API, to run a handler under AWS's own runtime client.
+
+``LocalRuntimeAPI`` serves the Runtime API (version 2018-06-01) on 127.0.0.1: ``next`` with
+the headers Lambda sends, ``response``, ``error``, ``init/error`` (and SnapStart's
+``restore/next`` and ``restore/error``), with Lambda's status codes. ``run_runtime`` starts
+``python -m awslambdaric module.function`` against it, as Lambda does (optionally under an
+exec wrapper and with Lambda's ``RLIMIT_NOFILE``), so a handler runs in the very loop it runs
+in on Lambda: the same import, the same error reports, the same process reused invocation
+after invocation. ``run_local`` does both for a list of events::
+
+    from safehandler.runtime_api import LocalRuntimeAPI, run_runtime
+
+    with LocalRuntimeAPI([{"n": 1}, {"n": 2}], timeout=3) as api:
+        with run_runtime("app.handler", task_root="src", api=api) as runtime:
+            assert api.wait_for(2, timeout=30)
+    print([r.body for r in api.results])
+
+What this server knows of the runtime: everything that crosses HTTP, per connection.
+awslambdaric's native client keeps one connection open for the life of the process, so a
+connection is a runtime process here; its pid is found from the socket (Linux ``/proc``).
+An event fetched and never answered is in ``unanswered``; once the connection that fetched
+it is closed (the runtime died mid-invocation) it is also in ``lost``: count those as
+failed invocations, as Lambda does (``Runtime.ExitError``).
+
+Like a frozen Lambda environment, ``next`` blocks while there is no event, until one is
+added or the server stops. Nothing here enforces the function timeout: the deadline is only
+announced (``Lambda-Runtime-Deadline-Ms``), and the runtime is stopped when the server is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import queue
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import IO, Any, Literal
+from urllib.parse import unquote
+
+from ._limits import fd_limited
+
+__all__ = [
+    "API_VERSION",
+    "MAX_RESPONSE_BYTES",
+    "ConnectionInfo",
+    "InitError",
+    "Invocation",
+    "InvocationResult",
+    "LocalRun",
+    "LocalRuntimeAPI",
+    "RuntimeEvent",
+    "RuntimeProcess",
+    "run_local",
+    "run_runtime",
+]
+
+API_VERSION = "2018-06-01"
+#: Lambda's limit on a synchronous response payload (6 MB): above it, 413 and an error result.
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+
+_PREFIX = f"/{API_VERSION}/runtime"
+_ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
+_POLL_S = 0.05  # how often a blocked ``next`` checks its client is still there
+_JOIN_S = 5.0  # bound on joining one connection thread at stop
+_SOCK_DIAG = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+# -- records ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeEvent:
+    """An event with the per-invocation data Lambda sends as ``next`` headers.
+
+    Plain objects added as events are JSON-encoded; ``bytes`` are sent as they are.
+    ``timeout`` (seconds) overrides the function timeout for this one deadline.
+    """
+
+    payload: Any
+    request_id: str | None = None
+    client_context: Mapping[str, Any] | None = None
+    cognito_identity: Mapping[str, Any] | None = None
+    trace_id: str | None = None
+    tenant_id: str | None = None
+    content_type: str = "application/json"
+    timeout: float | None = None
+
+
+@dataclass
+class ConnectionInfo:
+    """One TCP connection from a runtime. awslambdaric's native client keeps one per process."""
+
+    seq: int  # 1, 2, ... in the order connections were accepted
+    client_port: int
+    pid: int | None  # the process holding the client socket, when /proc tells
+    opened_at: float  # time.monotonic()
+    closed_at: float | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """An event handed to a runtime by ``next``."""
+
+    request_id: str
+    index: int  # position of the event in the stream served, from 0
+    event: Any
+    deadline_ms: int  # epoch milliseconds, as sent in Lambda-Runtime-Deadline-Ms
+    connection: int
+    client_port: int
+    pid: int | None
+    user_agent: str | None
+    fetched_at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """What a runtime answered for one invocation: ``response`` or ``error``."""
+
+    request_id: str
+    index: int
+    status: Literal["success", "error"]
+    body: Any  # parsed JSON; raw bytes when not JSON
+    raw: bytes
+    content_type: str | None
+    error_type: str | None  # error header, else the body's errorType
+    headers: Mapping[str, str]
+    connection: int  # the connection that answered
+    client_port: int
+    pid: int | None
+    user_agent: str | None
+    fetched_at: float  # time.monotonic()
+    answered_at: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def header(self, name: str) -> str | None:
+        """A request header of the answer, by case-insensitive name."""
+        return _header(self.headers, name)
+
+    @property
+    def duration(self) -> float:
+        """Seconds from ``next`` returning the event to the answer arriving."""
+        return self.answered_at - self.fetched_at
+
+
+@dataclass(frozen=True)
+class InitError:
+    """An ``init/error`` (or SnapStart ``restore/error``) report."""
+
+    error_type: str | None  # error header, else the body's errorType
+    body: Any
+    raw: bytes
+    headers: Mapping[str, str]
+    phase: Literal["init", "restore"]
+    connection: int
+    client_port: int
+    pid: int | None
+    user_agent: str | None
+    at: float  # time.monotonic()
+
+    def header(self, name: str) -> str | None:
+        """A request header of the report, by case-insensitive name."""
+        return _header(self.headers, name)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    name = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+    status: int
+    connection: int
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+class LocalRuntimeAPI:
+    """A Lambda Runtime API on ``127.0.0.1`` for one function; a context manager.
+
+    ``events``: the events to serve, in order: an iterable (consumed lazily: a generator may
+    be endless) or a ``queue.Queue`` (read as events arrive); ``add_event`` appends more.
+    ``close_when_done``: the events given are all there will be (``add_event`` then raises);
+    ``next`` still blocks once they are served, as a frozen Lambda environment does.
+    """
+
+    def __init__(
+        self,
+        events: Iterable[Any] | queue.Queue[Any] | None = None,
+        *,
+        timeout: float = 3.0,
+        function_name: str = "safehandler-local",
+        function_arn: str | None = None,
+        memory_size: int = 1024,
+        function_version: str = "$LATEST",
+        region: str = "us-east-1",
+        close_when_done: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        port: int = 0,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        self.timeout = timeout
+        self.function_name = function_name
+        self.region = region
+        self.function_arn = function_arn or (
+            f"arn:aws:lambda:{region}:123456789012:function:{function_name}"
+        )
+        self.memory_size = memory_size
+        self.function_version = function_version
+        self.max_response_bytes = max_response_bytes
+        self._port = port
+
+        self._cond = threading.Condition()
+        self._queue: queue.Queue[Any] | None = None
+        self._source: Iterator[Any] | None = None
+        if isinstance(events, queue.Queue):
+            self._queue = events
+        elif events is not None:
+            self._source = iter(events)
+        self._added: deque[Any] = deque()
+        self._retry: deque[tuple[int, Any]] = deque()  # taken, never delivered: serve again
+        self._finished = close_when_done
+        self._index = itertools.count()
+        self._pending: dict[str, Invocation] = {}
+        self._invocations: list[Invocation] = []
+        self._results: list[InvocationResult] = []
+        self._init_errors: list[InitError] = []
+        self._connections: dict[int, ConnectionInfo] = {}
+        self._sockets: dict[int, socket.socket] = {}
+        self._threads: list[threading.Thread] = []
+        self._requests: list[_Request] = []
+        self._errors: list[BaseException] = []
+        self._waiting = 0
+        self._active = 0  # requests being handled now
+        self._conn_seq = itertools.count(1)
+        self._processes: list[RuntimeProcess] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- lifecycle --
+
+    def start(self) -> LocalRuntimeAPI:
+        if self._server is not None:
+            return self
+        if self._stopping:
+            raise RuntimeError("a stopped LocalRuntimeAPI cannot be restarted")
+        self._server = _Server(self, self._port)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"safehandler-runtime-api:{self._server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the runtimes started for this API, then the server; idempotent."""
+        with self._cond:
+            procs = list(self._processes)
+        for proc in procs:
+            proc.stop()
+        with self._cond:
+            self._stopping = True  # a blocked next answers 500, a new connection is shut
+            self._cond.notify_all()
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()  # no more connections accepted
+        with self._cond:
+            # Let requests in progress answer, bounded; then wake the threads waiting for
+            # the next request on a kept-alive connection.
+            self._cond.wait_for(lambda: self._active == 0, _JOIN_S)
+            sockets = list(self._sockets.values())
+        for sock in sockets:
+            _shut(sock)
+        with self._cond:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(_JOIN_S)
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(_JOIN_S)
+
+    close = stop
+
+    def __enter__(self) -> LocalRuntimeAPI:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``: the value of ``AWS_LAMBDA_RUNTIME_API``."""
+        if self._server is None:
+            raise RuntimeError("the LocalRuntimeAPI is not running: use it as a context manager")
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    # -- events --
+
+    def add_event(self, event: Any) -> None:
+        """Serve ``event`` after those already given (``RuntimeEvent`` for headers)."""
+        _encode(event)  # fail here, not in the server thread
+        with self._cond:
+            if self._finished:
+                raise RuntimeError("events are closed (close_when_done or finish_events())")
+            if self._queue is not None:
+                self._queue.put(event)
+            else:
+                self._added.append(event)
+            self._cond.notify_all()
+
+    def finish_events(self) -> None:
+        """No more events will be added; ``next`` keeps blocking once all are served."""
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    @property
+    def exhausted(self) -> bool:
+        """Events are closed and every one has been handed out."""
+        with self._cond:
+            return self._finished and not self._has_event_locked()
+
+    # -- what happened --
+
+    @property
+    def results(self) -> list[InvocationResult]:
+        """Answers, in the order they arrived."""
+        with self._cond:
+            return list(self._results)
+
+    @property
+    def init_errors(self) -> list[InitError]:
+        with self._cond:
+            return list(self._init_errors)
+
+    @property
+    def invocations(self) -> list[Invocation]:
+        """Events handed out by ``next``, in order."""
+        with self._cond:
+            return list(self._invocations)
+
+    @property
+    def unanswered(self) -> list[str]:
+        """Request ids fetched and not (yet) answered, in fetch order."""
+        with self._cond:
+            return [i.request_id for i in self._invocations if i.request_id in self._pending]
+
+    @property
+    def lost(self) -> list[str]:
+        """Unanswered request ids whose connection has closed: the runtime went away."""
+        with self._cond:
+            return [
+                i.request_id
+                for i in self._invocations
+                if i.request_id in self._pending and not self._connections[i.connection].open
+            ]
+
+    @property
+    def connections(self) -> list[ConnectionInfo]:
+        with self._cond:
+            return list(self._connections.values())
+
+    @property
+    def requests(self) -> list[tuple[str, str, int, int]]:
+        """Every request served: (method, path, status, connection)."""
+        with self._cond:
+            return [(r.method, r.path, r.status, r.connection) for r in self._requests]
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Events that could not be encoded (skipped) and server-side faults."""
+        with self._cond:
+            return list(self._errors)
+
+    @property
+    def waiting(self) -> int:
+        """``next`` requests blocked now, waiting for an event."""
+        with self._cond:
+            return self._waiting
+
+    def wait_for(self, n_results: int, timeout: float) -> bool:
+        """Wait until at least ``n_results`` answers arrived; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._results) >= n_results, timeout)
+
+    def wait_until(self, predicate: Callable[[], object], timeout: float) -> bool:
+        """Wait until ``predicate()`` (re-checked on every request, answer and closed
+        connection) is true, e.g. ``api.wait_until(lambda: api.lost, 5)``; False on timeout."""
+        with self._cond:
+            return bool(self._cond.wait_for(predicate, timeout))
+
+    def wait_idle(self, timeout: float, waiting: int = 1) -> bool:
+        """Wait until ``waiting`` runtimes block in ``next`` with nothing to serve them."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._waiting >= waiting and not self._has_event_locked(), timeout
+            )
+
+    # -- internals: events --
+
+    def _has_event_locked(self) -> bool:
+        if self._retry or self._added:
+            return True
+        if self._queue is not None:
+            return not self._queue.empty()
+        return self._source is not None  # unknown until pulled: an iterator may have more
+
+    def _take_locked(self) -> tuple[int, Any, bytes] | None:
+        while True:
+            if self._retry:
+                index, event = self._retry.popleft()
+            else:
+                event = self._pull_locked()
+                if event is _NOTHING:
+                    return None
+                index = next(self._index)
+            try:
+                return index, event, _encode(event)
+            except (TypeError, ValueError) as e:  # skipped; reported in ``errors``
+                self._errors.append(e)
+
+    def _pull_locked(self) -> Any:
+        if self._source is not None:
+            try:
+                return next(self._source)
+            except StopIteration:
+                self._source = None
+            except Exception as e:  # noqa: BLE001 - a failing generator ends its stream
+                self._errors.append(e)
+                self._source = None
+        if self._added:
+            return self._added.popleft()
+        if self._queue is not None:
+            try:
+                return self._queue.get_nowait()
+            except queue.Empty:
+                pass
+        return _NOTHING
+
+    # -- internals: HTTP --
+
+    def _open(self, handler: _Handler) -> ConnectionInfo:
+        port = handler.client_address[1]
+        server_port = handler.server.server_address[1]
+        with self._cond:
+            procs = list(self._processes)
+        pid = _peer_pid(port, server_port, procs)
+        with self._cond:
+            info = ConnectionInfo(next(self._conn_seq), port, pid, time.monotonic())
+            self._connections[info.seq] = info
+            self._sockets[info.seq] = handler.connection
+            self._threads.append(threading.current_thread())
+            if self._stopping:  # accepted as the server stopped: read nothing, close
+                _shut(handler.connection)
+            return info
+
+    def _close(self, info: ConnectionInfo) -> None:
+        with self._cond:
+            info.closed_at = time.monotonic()
+            self._sockets.pop(info.seq, None)
+            with contextlib.suppress(ValueError):
+                self._threads.remove(threading.current_thread())
+            self._cond.notify_all()
+
+    def _dispatch(self, h: _Handler, method: str) -> None:
+        with self._cond:
+            self._active += 1
+        try:
+            self._route(h, method)
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def _route(self, h: _Handler, method: str) -> None:
+        path = h.path.split("?", 1)[0]
+        status: int
+        if path == f"{_PREFIX}/invocation/next":
+            status = self._next(h) if method == "GET" else _not_allowed(h)
+        elif path == f"{_PREFIX}/init/error":
+            status = self._init_error(h, "init") if method == "POST" else _not_allowed(h)
+        elif path == f"{_PREFIX}/restore/next":
+            status = _send_json(h, HTTPStatus.OK, {}) if method == "GET" else _not_allowed(h)
+        elif path == f"{_PREFIX}/restore/error":
+            status = self._init_error(h, "restore") if method == "POST" else _not_allowed(h)
+        elif path.startswith(f"{_PREFIX}/invocation/") and path.endswith(("/response", "/error")):
+            request_id, kind = path[len(f"{_PREFIX}/invocation/") :].rsplit("/", 1)
+            if method != "POST":
+                status = _not_allowed(h)
+            else:
+                status = self._answer(h, unquote(request_id), kind)
+        else:
+            _read_body(h)
+            status = _send_error(h, HTTPStatus.NOT_FOUND, "NotFound", f"no route for {path}")
+        if status == 0:  # nothing was sent: the client went away
+            self._record(h, 0)
+
+    def _record(self, h: _Handler, status: int) -> None:
+        with self._cond:
+            self._requests.append(
+                _Request(h.command, h.path.split("?", 1)[0], status, h.conn_info.seq)
+            )
+
+    def _next(self, h: _Handler) -> int:
+        _read_body(h)
+        taken: tuple[int, Any, bytes] | None = None
+        with self._cond:
+            self._waiting += 1
+            self._cond.notify_all()
+            try:
+                while not self._stopping:
+                    if _peer_closed(h.connection):
+                        h.close_connection = True
+                        return 0  # nobody to answer: leave the event for another runtime
+                    taken = self._take_locked()
+                    if taken is not None:
+                        break
+                    self._cond.wait(_POLL_S)
+            finally:
+                self._waiting -= 1
+        if taken is None:  # stopping: what Lambda does at shutdown, the runtime must exit
+            h.close_connection = True
+            return _send_error(
+                h, HTTPStatus.INTERNAL_SERVER_ERROR, "Runtime.Shutdown", "the API is stopping"
+            )
+        index, event, body = taken
+        spec = event if isinstance(event, RuntimeEvent) else RuntimeEvent(event)
+        request_id = spec.request_id or str(uuid.uuid4())
+        timeout = spec.timeout if spec.timeout is not None else self.timeout
+        deadline_ms = int((time.time() + timeout) * 1000)
+        headers = {
+            "Content-Type": spec.content_type,
+            "Lambda-Runtime-Aws-Request-Id": request_id,
+            "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.function_arn,
+            "Lambda-Runtime-Trace-Id": spec.trace_id or _trace_id(),
+        }
+        if spec.client_context is not None:
+            headers["Lambda-Runtime-Client-Context"] = json.dumps(spec.client_context)
+        if spec.cognito_identity is not None:
+            headers["Lambda-Runtime-Cognito-Identity"] = json.dumps(spec.cognito_identity)
+        if spec.tenant_id is not None:
+            headers["Lambda-Runtime-Aws-Tenant-Id"] = spec.tenant_id
+        invocation = Invocation(
+            request_id=request_id,
+            index=index,
+            event=spec.payload,
+            deadline_ms=deadline_ms,
+            connection=h.conn_info.seq,
+            client_port=h.conn_info.client_port,
+            pid=h.conn_info.pid,
+            user_agent=h.headers.get("User-Agent"),
+            fetched_at=time.monotonic(),
+        )
+        with self._cond:
+            self._pending[request_id] = invocation
+            self._invocations.append(invocation)
+        try:
+            return _send(h, HTTPStatus.OK, body, headers)
+        except OSError:  # the runtime went away before it got the event: serve it again
+            with self._cond:
+                del self._pending[request_id]
+                self._invocations.remove(invocation)
+                self._retry.appendleft((index, event))
+                self._cond.notify_all()
+            raise
+
+    def _answer(self, h: _Handler, request_id: str, kind: str) -> int:
+        raw = _read_body(h)
+        content_type = h.headers.get("Content-Type")
+        headers = dict(h.headers.items())
+        status: Literal["success", "error"] = "success" if kind == "response" else "error"
+        body: Any = _decode(raw, content_type)
+        error_type = h.headers.get(_ERROR_TYPE) or _error_type_of(body)
+        too_large = kind == "response" and len(raw) > self.max_response_bytes
+        if too_large:
+            status, error_type = "error", "Function.ResponseSizeTooLarge"
+            body = {
+                "errorMessage": f"Response payload size ({len(raw)} bytes) exceeded maximum "
+                f"allowed payload size ({self.max_response_bytes} bytes).",
+                "errorType": error_type,
+            }
+        with self._cond:
+            invocation = self._pending.pop(request_id, None)
+            if invocation is not None:
+                self._results.append(
+                    InvocationResult(
+                        request_id=request_id,
+                        index=invocation.index,
+                        status=status,
+                        body=body,
+                        raw=raw,
+                        content_type=content_type,
+                        error_type=error_type if status == "error" else None,
+                        headers=headers,
+                        connection=h.conn_info.seq,
+                        client_port=h.conn_info.client_port,
+                        pid=h.conn_info.pid,
+                        user_agent=h.headers.get("User-Agent"),
+                        fetched_at=invocation.fetched_at,
+                        answered_at=time.monotonic(),
+                    )
+                )
+                self._cond.notify_all()
+        if invocation is None:  # unknown, or answered already: Lambda says 400 to both
+            return _send_error(h, HTTPStatus.BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
+        if too_large:
+            return _send_error(
+                h,
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                "RequestEntityTooLarge",
+                f"Exceeded maximum allowed payload size ({self.max_response_bytes} bytes).",
+            )
+        return _send_json(h, HTTPStatus.ACCEPTED, {"status": "OK"})
+
+    def _init_error(self, h: _Handler, phase: Literal["init", "restore"]) -> int:
+        raw = _read_body(h)
+        body = _decode(raw, h.headers.get("Content-Type"))
+        with self._cond:
+            self._init_errors.append(
+                InitError(
+                    error_type=h.headers.get(_ERROR_TYPE) or _error_type_of(body),
+                    body=body,
+                    raw=raw,
+                    headers=dict(h.headers.items()),
+                    phase=phase,
+                    connection=h.conn_info.seq,
+                    client_port=h.conn_info.client_port,
+                    pid=h.conn_info.pid,
+                    user_agent=h.headers.get("User-Agent"),
+                    at=time.monotonic(),
+                )
+            )
+            self._cond.notify_all()
+        return _send_json(h, HTTPStatus.ACCEPTED, {"status": "OK"})
+
+
+_NOTHING: Any = object()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # joined by LocalRuntimeAPI.stop(), with a bound
+    block_on_close = False
+
+    def __init__(self, api: LocalRuntimeAPI, port: int) -> None:
+        self.api = api
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # a runtime killed mid-request: its business
+            return
+        if exc is not None:
+            with self.api._cond:
+                self.api._errors.append(exc)
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as awslambdaric's curl client expects
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK stall every answer by ~40 ms.
+    disable_nagle_algorithm = True
+    server: _Server
+    conn_info: ConnectionInfo
+
+    def setup(self) -> None:
+        super().setup()
+        self.conn_info = self.server.api._open(self)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.api._close(self.conn_info)
+
+    def do_GET(self) -> None:
+        self.server.api._dispatch(self, "GET")
+
+    def do_POST(self) -> None:
+        self.server.api._dispatch(self, "POST")
+
+    def do_PUT(self) -> None:
+        self.server.api._dispatch(self, "PUT")
+
+    def do_DELETE(self) -> None:
+        self.server.api._dispatch(self, "DELETE")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the runtime's own logs are what matter
+
+
+# -- HTTP helpers -----------------------------------------------------------------------
+
+
+def _read_body(h: BaseHTTPRequestHandler) -> bytes:
+    if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
+        chunks: list[bytes] = []
+        while True:
+            size = int(h.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while h.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(h.rfile.read(size))
+            h.rfile.readline()
+    length = int(h.headers.get("Content-Length") or 0)
+    return h.rfile.read(length) if length > 0 else b""
+
+
+def _send(h: _Handler, status: HTTPStatus, body: bytes, headers: Mapping[str, str]) -> int:
+    h.server.api._record(h, int(status))  # before the client can see the answer
+    h.send_response(status)
+    for name, value in headers.items():
+        h.send_header(name, value)
+    h.send_header("Content-Length", str(len(body)))
+    if h.close_connection:
+        h.send_header("Connection", "close")
+    h.end_headers()
+    h.wfile.write(body)
+    h.wfile.flush()
+    return int(status)
+
+
+def _send_json(h: _Handler, status: HTTPStatus, obj: Any) -> int:
+    return _send(h, status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+
+
+def _send_error(h: _Handler, status: HTTPStatus, kind: str, message: str) -> int:
+    return _send_json(h, status, {"errorMessage": message, "errorType": kind})
+
+
+def _not_allowed(h: _Handler) -> int:
+    _read_body(h)
+    return _send_error(h, HTTPStatus.METHOD_NOT_ALLOWED, "MethodNotAllowed", h.command)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the client has closed its end (EOF readable, nothing sent)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _encode(event: Any) -> bytes:
+    payload = event.payload if isinstance(event, RuntimeEvent) else event
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return json.dumps(payload).encode()
+
+
+def _decode(raw: bytes, content_type: str | None) -> Any:
+    if content_type is None or "json" in content_type.lower():
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _error_type_of(body: Any) -> str | None:
+    if isinstance(body, dict):
+        value = body.get("errorType")
+        return value if isinstance(value, str) and value else None
+    return None
+
+
+def _trace_id() -> str:
+    return (
+        f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
+        f"Parent={uuid.uuid4().hex[:16]};Sampled=0"
+    )
+
+
+# -- which process holds the other end of a connection ----------------------------------
+
+
+def _peer_pid(client_port: int, server_port: int, procs: Sequence[RuntimeProcess]) -> int | None:
+    """The pid whose socket is 127.0.0.1:client_port -> :server_port, from /proc (Linux)."""
+    inode = _socket_inode(client_port, server_port)
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    candidates: list[int] = []
+    for proc in procs:  # the runtimes we started (and their children) first: cheap
+        candidates += _descendants(proc.pid)
+    seen = set(candidates)
+    with contextlib.suppress(OSError):
+        candidates += [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in seen]
+    for pid in candidates:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return pid
+    return None
+
+
+def _socket_inode(local_port: int, remote_port: int) -> int | None:
+    for table in _SOCK_DIAG:
+        try:
+            with open(table, encoding="ascii") as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) < 10:
+                continue
+            local, remote = cols[1], cols[2]
+            if (
+                int(local.rsplit(":", 1)[1], 16) == local_port
+                and int(remote.rsplit(":", 1)[1], 16) == remote_port
+                and cols[9] != "0"  # TIME_WAIT leftovers have no inode
+            ):
+                return int(cols[9])
+    return None
+
+
+def _descendants(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:  # gone: the full /proc scan still runs
+        return [pid]
+
+
+# -- running awslambdaric ---------------------------------------------------------------
+
+
+# Sets RLIMIT_NOFILE, then execs the runtime command: same pid, the limit inherited. Done
+# in a launcher rather than preexec_fn because the parent runs the server's threads, and
+# preexec_fn is unsafe in a threaded parent.
+class RuntimeProcess(subprocess.Popen[bytes]):
+    """A runtime started by ``run_runtime``, in its own session (process group).
+
+    As a context manager (and when its ``LocalRuntimeAPI`` stops), the whole group is
+    stopped and the process reaped. Output goes to temporary files, which cannot fill up.
+    """
+
+    _out: IO[bytes]
+    _err: IO[bytes]
+    _text: tuple[str, str] | None = None
+
+    def stop(self, grace: float = 0.5) -> int:
+        """SIGTERM the group, SIGKILL what is left after ``grace`` seconds; reap; the status."""
+        if self._text is not None:  # stopped already
+            return self.wait()
+        if self.returncode is None:
+            self._signal_group(signal.SIGTERM)
+            end = time.monotonic() + grace
+            while not self._exited() and time.monotonic() < end:
+                time.sleep(0.01)
+        # Kill the whole group (children of the handler, a wrapper's runtime) before the
+        # leader is reaped, while its pid still names this group. (If the caller reaped it
+        # already, the group id is still ours while any member lives; empty, ESRCH.)
+        self._signal_group(signal.SIGKILL)
+        status = self.wait(timeout=10)
+        self._close_files()
+        return status
+
+    def stdout_text(self) -> str:
+        return self._read()[0]
+
+    def stderr_text(self) -> str:
+        return self._read()[1]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+        super().__exit__(exc_type, value, traceback)
+
+    def _exited(self) -> bool:
+        if self.returncode is not None:
+            return True
+        try:  # WNOWAIT: look without reaping, so the pid stays ours
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def _read(self) -> tuple[str, str]:
+        if self._text is not None:
+            return self._text
+        texts = []
+        for f in (self._out, self._err):
+            f.flush()
+            f.seek(0)
+            texts.append(f.read().decode("utf-8", "replace"))
+            f.seek(0, os.SEEK_END)
+        return texts[0], texts[1]
+
+    def _close_files(self) -> None:
+        if self._text is None:
+            self._text = self._read()
+            self._out.close()
+            self._err.close()
+
+
+def runtime_env(
+    handler: str,
+    *,
+    task_root: str | os.PathLike[str],
+    api: LocalRuntimeAPI,
+    env: Mapping[str, str] | None = None,
+    wrapper: str | None = None,
+) -> dict[str, str]:
+    """The environment Lambda gives a runtime, for ``api``'s function."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_LAMBDA_", "LAMBDA_", "_LAMBDA_", "_HANDLER", "_X_AMZN"))
+    }
+    name = api.function_name
+    major, minor = sys.version_info[:2]
+    base.update(
+        {
+            "AWS_LAMBDA_RUNTIME_API": api.address,
+            "_HANDLER": handler,
+            "LAMBDA_TASK_ROOT": os.fspath(os.path.abspath(task_root)),
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{major}.{minor}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(api.memory_size),
+            "AWS_LAMBDA_FUNCTION_VERSION": api.function_version,
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": (
+                f"{time.strftime('%Y/%m/%d')}/[{api.function_version}]{uuid.uuid4().hex}"
+            ),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": api.region,
+            "AWS_DEFAULT_REGION": api.region,
+        }
+    )
+    if wrapper is not None:
+        base["AWS_LAMBDA_EXEC_WRAPPER"] = wrapper
+    base.update(env or {})
+    return base
+
+
+def run_runtime(
+    handler: str,
+    *,
+    task_root: str | os.PathLike[str],
+    api: LocalRuntimeAPI,
+    env: Mapping[str, str] | None = None,
+    wrapper: str | os.PathLike[str] | None = None,
+    rlimit_nofile: int | None = None,
+    python: str | None = None,
+) -> RuntimeProcess:
+    """Start ``python -m awslambdaric handler`` in ``task_root`` against ``api``.
+
+    ``wrapper``: an exec wrapper, run as Lambda runs ``AWS_LAMBDA_EXEC_WRAPPER``: with the
+    runtime command as its arguments. ``rlimit_nofile``: soft and hard ``RLIMIT_NOFILE`` of
+    the runtime (Lambda's is 1,024). ``env`` is applied last, over Lambda's variables.
+    The process is stopped with ``api`` (or leave its ``with`` block, or call ``stop()``).
+    """
+    argv = [python or sys.executable, "-m", "awslambdaric", handler]
+    wrapper_path = None if wrapper is None else os.fspath(wrapper)
+    if wrapper_path is not None:
+        if not os.access(wrapper_path, os.X_OK):
+            raise ValueError(f"exec wrapper {wrapper_path!r} is not an executable file")
+        argv = [wrapper_path, *argv]
+    if rlimit_nofile is not None:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if rlimit_nofile < 1 or (hard != resource.RLIM_INFINITY and rlimit_nofile > hard):
+            raise ValueError(f"rlimit_nofile {rlimit_nofile}: not in 1..{hard}")
+        argv = fd_limited(argv, rlimit_nofile)
+    child_env = runtime_env(handler, task_root=task_root, api=api, env=env, wrapper=wrapper_path)
+    # Closed by RuntimeProcess.stop(), which reads them first.
+    out = tempfile.TemporaryFile(prefix="safehandler-runtime-out-")  # noqa: SIM115
+    err = tempfile.TemporaryFile(prefix="safehandler-runtime-err-")  # noqa: SIM115
+    try:
+        proc = RuntimeProcess(
+            argv,
+            cwd=os.fspath(task_root),
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+    except BaseException:
+        out.close()
+        err.close()
+        raise
+    proc._out, proc._err = out, err
+    with api._cond:
+        api._processes.append(proc)
+    return proc
+
+
+# -- one call: run events through a handler ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """What ``run_local`` saw."""
+
+    results: list[InvocationResult]
+    init_errors: list[InitError]
+    unanswered: list[str]
+    returncode: int | None  # None: the runtime was still running, and was stopped
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    connections: list[ConnectionInfo] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.timed_out
+            and not self.init_errors
+            and not self.unanswered
+            and all(r.ok for r in self.results)
+        )
+
+
+def run_local(
+    handler: str,
+    events: Sequence[Any],
+    *,
+    task_root: str | os.PathLike[str] = ".",
+    timeout: float = 3.0,
+    wait: float = 60.0,
+    env: Mapping[str, str] | None = None,
+    wrapper: str | os.PathLike[str] | None = None,
+    rlimit_nofile: int | None = None,
+    **api_options: Any,
+) -> LocalRun:
+    """Run ``events`` through ``handler`` under awslambdaric; stop when each is answered or
+    lost, when the runtime exits, or after ``wait`` seconds."""
+    with LocalRuntimeAPI(list(events), timeout=timeout, close_when_done=True, **api_options) as api:
+        proc = run_runtime(
+            handler,
+            task_root=task_root,
+            api=api,
+            env=env,
+            wrapper=wrapper,
+            rlimit_nofile=rlimit_nofile,
+        )
+        with proc:
+            end = time.monotonic() + wait
+            timed_out = True
+            while time.monotonic() < end:
+                if len(api.results) + len(api.lost) >= len(events) or proc.poll() is not None:
+                    timed_out = False
+                    break
+                api.wait_for(len(api.results) + 1, _POLL_S)
+            if api.lost:  # its connection closed: the runtime is exiting, let it finish
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(_JOIN_S)
+            returncode = proc.poll()
+        return LocalRun(
+            results=api.results,
+            init_errors=api.init_errors,
+            unanswered=api.unanswered,
+            returncode=returncode,
+            stdout=proc.stdout_text(),
+            stderr=proc.stderr_text(),
+            timed_out=timed_out,
+            connections=api.connections,
+        )

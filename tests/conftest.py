@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import safehandler
+from safehandler.guard import engine_of
+from safehandler.report import Finding
+from safehandler.testing import FakeLambdaContext
+
+pytest_plugins = ["pytester"]
+
+
+class Guarded:
+    """A guarded handler, the findings its engine reported, and a way to call it n times."""
+
+    def __init__(self, handler: Callable[..., Any], **settings: Any) -> None:
+        self.handler = safehandler.guard(handler, **settings)
+        self.engine = engine_of(self.handler)
+        assert self.engine is not None
+        self.findings: list[Finding] = []
+        self.engine.sink = self.findings.append
+
+    def __call__(self, times: int = 1, event: Any = None) -> list[Any]:
+        return [self.handler(event or {}, FakeLambdaContext()) for _ in range(times)]
+
+
+@pytest.fixture
+def guarded() -> Callable[..., Guarded]:
+    """Guard a handler in report mode with findings collected instead of logged."""
+
+    def make(handler: Callable[..., Any], **settings: Any) -> Guarded:
+        settings.setdefault("mode", "report")
+        return Guarded(handler, **settings)
+
+    return make

@@ -1,0 +1,828 @@
+"""The globals probe, called directly: each change on purpose with its exact resource, and a
+clean twin that reports nothing. Everything mutated is put back (monkeypatch, finally)."""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import json
+import logging
+import os
+import signal
+import string
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safehandler.policy import LeakTracker
+from safehandler.probes import globals as globals_probe
+from safehandler.probes.globals import (
+    COMMON_STDLIB,
+    IMMEDIATE_NOUNS,
+    GlobalChange,
+    GlobalsProbe,
+    allow_global,
+)
+from safehandler.report import Resource, plural
+
+MODULE = "sh_globals_handler"
+HERE = __name__
+
+
+def fake_dumps(obj: object, **kwargs: object) -> str:
+    return "{}"
+
+
+def fake_print(*args: object, **kwargs: object) -> None:
+    pass
+
+
+def on_usr1(signum: int, frame: object) -> None:
+    pass
+
+
+def noop() -> None:
+    pass
+
+
+def ours(obj: object, **kwargs: object) -> str:
+    return ""
+
+
+ours.__safehandler__ = True  # type: ignore[attr-defined]
+
+
+class Client:
+    def __repr__(self) -> str:
+        return "Client()"
+
+
+def cut_path(text: str) -> str:
+    """A path as details show it: its end kept."""
+    return text if len(text) <= 60 else "..." + text[-57:]
+
+
+def cut(text: str) -> str:
+    """Values in a detail are cut to 60 characters."""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@pytest.fixture
+def handler(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A throwaway module playing the handler's own module."""
+    module = types.ModuleType(MODULE)
+    module.CONSTANT = 42  # type: ignore[attr-defined]
+    module.NAMES = ("a", "b")  # type: ignore[attr-defined]
+    module.LIMITS = {"timeout": 3}  # type: ignore[attr-defined]
+    module.ITEMS = []  # type: ignore[attr-defined]
+    module.CLIENT = None  # type: ignore[attr-defined]
+    module.CACHE = {}  # type: ignore[attr-defined]
+    module.handle = lambda event: event  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, MODULE, module)
+    return module
+
+
+@pytest.fixture
+def own_sys_path(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A private copy of sys.path: whatever a test does to it goes away with the copy."""
+    path = list(sys.path)
+    monkeypatch.setattr(sys, "path", path)
+    return path
+
+
+def invoke(
+    probe: GlobalsProbe, action: Callable[[], object], invocation: int = 1
+) -> list[Resource]:
+    """What the engine does around one invocation."""
+    before = probe.snapshot()
+    assert probe.start(before) == []
+    action()
+    after = probe.snapshot()
+    return probe.diff(before, after, [], invocation).added
+
+
+def described(resources: list[Resource]) -> list[tuple[str, str, str]]:
+    return [(res.kind, res.noun, res.detail) for res in resources]
+
+
+# -- the probe's shape --------------------------------------------------------------------
+
+
+def test_probe_shape_and_the_cheap_path(handler) -> None:
+    probe = GlobalsProbe([MODULE])
+    assert (probe.name, probe.counts_before, probe.holding) == ("globals", True, False)
+    first = probe.snapshot()
+    # Nothing moved: the very same token, so the engine's `after == before` is an identity test.
+    assert probe.snapshot() is first
+    assert probe.diff(first, first, [], 1) == ([], [])
+
+
+def test_immediate_nouns_are_everything_but_the_handlers_own_globals() -> None:
+    assert {
+        "growing cache",
+        "stdlib attribute",
+        "builtin",
+        "sys.modules entry",
+        "environment variable",
+        "sys.path entry",
+        "logging handler",
+        "working directory",
+        "signal handler",
+        "atexit callback",
+    } == IMMEDIATE_NOUNS
+    assert "module global" not in IMMEDIATE_NOUNS
+    assert plural("sys.path entry", 2) == "sys.path entries"
+
+
+def test_changes_to_one_attribute_form_one_group_whatever_the_detail(handler) -> None:
+    probe = GlobalsProbe([MODULE])
+    first = invoke(probe, lambda: setattr(handler, "CLIENT", 1))
+    second = invoke(probe, lambda: setattr(handler, "CLIENT", 2), 2)
+    assert first[0].detail != second[0].detail
+    assert isinstance(first[0], GlobalChange)
+    assert first[0].group == second[0].group == ("global", "module global", (MODULE, "CLIENT"))
+
+
+def test_the_plain_python_reading_finds_the_same(handler, monkeypatch) -> None:
+    """Where gc.get_referents does not list a container's values (not CPython)."""
+    monkeypatch.setattr(globals_probe, "_referents", globals_probe._py_referents)
+    probe = GlobalsProbe([MODULE])
+    assert probe.snapshot() is probe.snapshot()
+
+    def handle() -> None:
+        monkeypatch.setattr(json, "dumps", fake_dumps)
+        monkeypatch.setenv("SH_TEST_PLAIN", "1")
+        handler.ITEMS.append(1)
+
+    assert sorted(res.key for res in invoke(probe, handle)) == [
+        ("environment variable", "SH_TEST_PLAIN"),
+        ("json", "dumps"),
+        (MODULE, "ITEMS"),
+    ]
+
+
+# -- stdlib attributes and builtins --------------------------------------------------------
+
+
+def test_replaced_json_dumps_is_a_stdlib_attribute_change(handler, monkeypatch) -> None:
+    probe = GlobalsProbe([MODULE])
+    added = invoke(probe, lambda: monkeypatch.setattr(json, "dumps", fake_dumps))
+    assert described(added) == [
+        ("global", "stdlib attribute", f"json.dumps rebound: json.dumps -> {HERE}.fake_dumps")
+    ]
+    assert added[0].key == ("json", "dumps")
+    assert added[0].site is None
+
+
+def test_calling_json_dumps_is_clean(handler) -> None:
+    probe = GlobalsProbe([MODULE])
+    assert invoke(probe, lambda: json.dumps({"a": [1, 2]})) == []
+
+
+def test_replaced_print_is_a_builtin_change(handler, monkeypatch) -> None:
+    probe = GlobalsProbe([MODULE])
+    added = invoke(probe, lambda: monkeypatch.setattr(builtins, "print", fake_print))
+    assert described(added) == [
+        ("global", "builtin", f"builtins.print rebound: builtins.print -> {HERE}.fake_print")
+    ]
+
+
+def test_calling_print_is_clean(handler, capsys) -> None:
+    probe = GlobalsProbe([MODULE])
+    assert invoke(probe, lambda: print("hello")) == []
+    assert capsys.readouterr().out == "hello\n"
+
+
+def test_safehandlers_own_wrappers_are_not_changes(handler, monkeypatch) -> None:
+    probe = GlobalsProbe([MODULE])
+    assert invoke(probe, lambda: monkeypatch.setattr(json, "dumps", ours)) == []
+
+
+def test_allow_list_covers_stdlib_attributes(handler, monkeypatch) -> None:
+    probe = GlobalsProbe([MODULE], allow=["json.dump*"])
+    assert invoke(probe, lambda: monkeypatch.setattr(json, "dumps", fake_dumps)) == []
+
+
+def test_stdlib_modules_outside_the_common_set_are_watched_in_deep_mode(monkeypatch) -> None:
+    assert "textwrap" not in COMMON_STDLIB
+    production, deep, everything = (
+        GlobalsProbe([]),
+        GlobalsProbe([], deep=True),
+        GlobalsProbe([], stdlib="all"),
+    )
+    tokens = [probe.snapshot() for probe in (production, deep, everything)]
+    monkeypatch.setattr(textwrap, "dedent", fake_print)
+    found = [
+        probe.diff(before, probe.snapshot(), [], 1).added
+        for probe, before in zip((production, deep, everything), tokens, strict=True)
+    ]
+    assert [len(resources) for resources in found] == [0, 1, 1]
+    assert found[1][0].detail == f"textwrap.dedent rebound: textwrap.dedent -> {HERE}.fake_print"
+
+
+class Unequal:
+    """Compares with nothing: __eq__ raises, as numpy arrays and SQL expressions do."""
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("no truth value")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "Unequal()"
+
+
+def test_a_replacement_whose_eq_raises_is_still_seen(handler, monkeypatch) -> None:
+    probe = GlobalsProbe([MODULE])
+    added = invoke(probe, lambda: monkeypatch.setattr(json, "dumps", Unequal()))
+    assert described(added) == [
+        ("global", "stdlib attribute", "json.dumps rebound: json.dumps -> Unequal()")
+    ]
+    added = invoke(probe, lambda: setattr(handler, "CLIENT", Unequal()), 2)
+    assert [res.key for res in added] == [(MODULE, "CLIENT")]
+
+
+def test_deleted_stdlib_attributes_are_reported_and_restored(monkeypatch) -> None:
+    import socket
+
+    original = socket.create_connection
+    # json's namespace is compared whole, socket's (mostly constants) read by name
+    probe = GlobalsProbe([], stdlib=["json", "socket"])
+    assert [len(probe._dense), len(probe._sparse)] == [1, 1]
+    before = probe.snapshot()
+    monkeypatch.delattr(socket, "create_connection")
+    monkeypatch.delattr(json, "loads")
+    added = probe.diff(before, probe.snapshot(), [], 1).added
+    assert sorted(described(added)) == [
+        ("global", "stdlib attribute", "json.loads deleted: was json.loads"),
+        (
+            "global",
+            "stdlib attribute",
+            "socket.create_connection deleted: was socket.create_connection",
+        ),
+    ]
+    assert sorted(probe.restore(before)) == ["json.loads", "socket.create_connection"]
+    assert socket.create_connection is original
+
+
+def test_an_explicit_stdlib_list(monkeypatch) -> None:
+    probe = GlobalsProbe([], stdlib=["textwrap"])
+    added = invoke(probe, lambda: monkeypatch.setattr(textwrap, "dedent", fake_print))
+    assert [res.key for res in added] == [("textwrap", "dedent")]
+    assert invoke(probe, lambda: monkeypatch.setattr(json, "dumps", fake_dumps), 2) == []
+
+
+# -- sys.modules ---------------------------------------------------------------------------
+
+
+def test_a_replaced_module_is_reported_a_new_import_is_not(handler, monkeypatch) -> None:
+    name = "sh_globals_other"
+    monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    probe = GlobalsProbe([MODULE])
+    added = invoke(probe, lambda: monkeypatch.setitem(sys.modules, name, types.ModuleType(name)))
+    assert described(added) == [
+        (
+            "global",
+            "sys.modules entry",
+            f"sys.modules['{name}'] replaced: <module '{name}'> -> <module '{name}'>",
+        )
+    ]
+    before = probe.snapshot()
+    replaced = sys.modules[name]
+    monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    assert probe.restore(before) == [f"sys.modules['{name}']"]
+    assert sys.modules[name] is replaced
+    fresh = "sh_globals_lazy"
+    assert (
+        invoke(probe, lambda: monkeypatch.setitem(sys.modules, fresh, types.ModuleType(fresh)))
+        == []
+    )
+
+
+# -- os.environ ----------------------------------------------------------------------------
+
+
+def test_environment_changes_are_reported_with_values_redacted(handler, monkeypatch) -> None:
+    monkeypatch.setenv("SH_TEST_CHANGED", "before")
+    monkeypatch.setenv("SH_TEST_REMOVED", "gone")
+    probe = GlobalsProbe([MODULE])
+
+    def handle() -> None:
+        monkeypatch.setenv("SH_TEST_ADDED", "yes")
+        monkeypatch.setenv("SH_TEST_CHANGED", "after")
+        monkeypatch.delenv("SH_TEST_REMOVED")
+        monkeypatch.setenv("SH_TEST_PASSWORD", "hunter2")
+        monkeypatch.setenv("SH_TEST_URL", "mysql://app:hunter2@db:3306/orders")
+        monkeypatch.setenv("SH_TEST_LONG", "x" * 100)
+
+    added = invoke(probe, handle)
+    assert described(added) == [
+        ("global", "environment variable", "SH_TEST_ADDED added: 'yes'"),
+        ("global", "environment variable", "SH_TEST_CHANGED changed: 'before' -> 'after'"),
+        ("global", "environment variable", f"SH_TEST_LONG added: {cut(repr('x' * 100))}"),
+        ("global", "environment variable", "SH_TEST_PASSWORD added: ***"),
+        ("global", "environment variable", "SH_TEST_REMOVED removed: was 'gone'"),
+        ("global", "environment variable", "SH_TEST_URL added: 'mysql://app:***@db:3306/orders'"),
+    ]
+    assert all("hunter2" not in res.detail for res in added)
+
+
+def test_reading_the_environment_is_clean(handler) -> None:
+    probe = GlobalsProbe([MODULE])
+    assert invoke(probe, lambda: (os.environ.get("HOME"), os.getenv("PATH"))) == []
+
+
+# -- sys.path --------------------------------------------------------------------------------
+
+
+def test_sys_path_appended_per_invocation(handler, own_sys_path) -> None:
+    probe = GlobalsProbe([MODULE])
+    for invocation in (1, 2):
+        added = invoke(probe, lambda: sys.path.append("/opt/sh-test"), invocation)
+        assert described(added) == [("global", "sys.path entry", "'/opt/sh-test' added")]
+        assert added[0].key == ("sys.path entry", "/opt/sh-test")
+
+
+def test_sys_path_entries_removed_or_reordered(handler, own_sys_path) -> None:
+    own_sys_path[:] = ["/a", "/b"]
+    probe = GlobalsProbe([MODULE])
+    assert described(invoke(probe, lambda: sys.path.remove("/a"))) == [
+        ("global", "sys.path entry", "'/a' removed")
+    ]
+    assert described(invoke(probe, lambda: sys.path.insert(0, "/a"), 2)) == [
+        ("global", "sys.path entry", "'/a' added")
+    ]
+    assert described(invoke(probe, sys.path.reverse, 3)) == [
+        ("global", "sys.path entry", "reordered")
+    ]
+
+
+def test_reading_sys_path_is_clean(handler, own_sys_path) -> None:
+    probe = GlobalsProbe([MODULE])
+    assert invoke(probe, lambda: "/opt/sh-test" in sys.path) == []
+
+
+# -- logging handlers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("sh_test.app")
+    existing = list(logger.handlers)
+    yield logger
+    for handler in list(logger.handlers):
+        if handler not in existing:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def test_a_file_handler_added_per_invocation(handler, app_logger, tmp_path) -> None:
+    probe = GlobalsProbe([MODULE])
+    log_file = tmp_path / "app.log"
+    added = invoke(probe, lambda: app_logger.addHandler(logging.FileHandler(log_file, delay=True)))
+    assert described(added) == [
+        (
+            "global",
+            "logging handler",
+            f"FileHandler to {cut_path(str(log_file))} added to logger 'sh_test.app'",
+        )
+    ]
+
+
+def test_other_handlers_are_described_by_their_target_and_removal_counts(
+    handler, app_logger
+) -> None:
+    import logging.handlers
+
+    stream = logging.StreamHandler(types.SimpleNamespace(name="<audit>"))  # type: ignore[arg-type]
+    app_logger.addHandler(stream)
+    probe = GlobalsProbe([MODULE])
+
+    def handle() -> None:
+        app_logger.removeHandler(stream)
+        app_logger.addHandler(logging.handlers.SocketHandler("localhost", 9))
+
+    added = invoke(probe, handle)
+    assert [res.detail for res in added] == [
+        "SocketHandler to localhost:9 added to logger 'sh_test.app'",
+        "StreamHandler to <audit> removed from logger 'sh_test.app'",
+    ]
+
+
+def test_logging_through_existing_handlers_is_clean(handler, app_logger, tmp_path) -> None:
+    app_logger.addHandler(logging.FileHandler(tmp_path / "app.log", delay=True))
+    probe = GlobalsProbe([MODULE])
+    assert invoke(probe, lambda: app_logger.warning("hello")) == []
+
+
+# -- the handler's own globals ------------------------------------------------------------------
+
+
+def test_a_list_that_grows_every_invocation_is_a_leak_at_the_second(handler) -> None:
+    probe = GlobalsProbe([MODULE])
+    tracker = LeakTracker(leak_after=2)
+    findings = []
+    for invocation in range(1, 6):
+        added = invoke(probe, lambda: handler.ITEMS.append("event"), invocation)
+        assert described(added) == [
+            (
+                "global",
+                "module global",
+                f"{MODULE}.ITEMS grew: {invocation - 1} -> {invocation} items",
+            )
+        ]
+        findings += tracker.observe(invocation, added, [])
+    assert [(f.invocation, f.count) for f in findings] == [(2, 2), (4, 4)]
+    assert str(findings[0]) == (
+        f"{MODULE}.ITEMS grew: 1 -> 2 items (module global, changed in 2 invocations since "
+        "invocation 1), reported at invocation 2"
+    )
+
+
+def test_lazy_initialisation_is_tolerated_a_later_rebinding_is_not(handler) -> None:
+    probe = GlobalsProbe([MODULE])
+    tracker = LeakTracker(leak_after=2)
+
+    def handle() -> None:
+        if handler.CLIENT is None:
+            handler.CLIENT = Client()
+        if not hasattr(handler, "REGION"):
+            handler.REGION = "eu-west-1"
+
+    per_invocation = []
+    findings = []
+    for invocation in range(1, 6):
+        added = invoke(probe, handle, invocation)
+        per_invocation.append(described(added))
+        findings += tracker.observe(invocation, added, [])
+    assert per_invocation[0] == [
+        ("global", "module global", f"{MODULE}.CLIENT rebound: None -> Client()"),
+        ("global", "module global", f"{MODULE}.REGION added: 'eu-west-1'"),
+    ]
+    assert per_invocation[1:] == [[], [], [], []]
+    assert findings == []
+    # Reconnecting later is a second rebinding of the same global: growth.
+    added = invoke(probe, lambda: setattr(handler, "CLIENT", Client()), 6)
+    [finding] = tracker.observe(6, added, [])
+    assert (finding.noun, finding.count, finding.invocation) == ("module global", 2, 6)
+    assert finding.detail == f"{MODULE}.CLIENT rebound: Client() -> Client()"
+
+
+def test_reading_module_constants_is_clean(handler) -> None:
+    for probe in (GlobalsProbe([MODULE]), GlobalsProbe([MODULE], deep=True)):
+
+        def handle() -> object:
+            return (handler.CONSTANT, handler.NAMES, handler.LIMITS["timeout"], list(handler.ITEMS))
+
+        assert [invoke(probe, handle, invocation) for invocation in range(1, 4)] == [[], [], []]
+
+
+def test_new_and_deleted_names(handler, monkeypatch) -> None:
+    probe = GlobalsProbe([MODULE])
+
+    def handle() -> None:
+        handler.EXTRA = 1
+        del handler.CONSTANT
+
+    added = invoke(probe, handle)
+    assert described(added) == [
+        ("global", "module global", f"{MODULE}.CONSTANT deleted: was 42"),
+        ("global", "module global", f"{MODULE}.EXTRA added: 1"),
+    ]
+
+
+def test_secret_looking_globals_are_masked(handler) -> None:
+    handler.API_TOKEN = "abc"
+    probe = GlobalsProbe([MODULE])
+    added = invoke(probe, lambda: setattr(handler, "API_TOKEN", "def"))
+    assert described(added) == [
+        ("global", "module global", f"{MODULE}.API_TOKEN rebound: *** -> ***")
+    ]
+
+
+def test_a_handler_module_imported_during_the_invocation_is_baseline(monkeypatch) -> None:
+    name = "sh_globals_late"
+    probe = GlobalsProbe([name])
+
+    def handle() -> None:
+        module = types.ModuleType(name)
+        module.STATE = []  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, name, module)
+
+    assert invoke(probe, handle) == []
+    module = sys.modules[name]
+    added = invoke(probe, lambda: module.STATE.append(1), 2)  # type: ignore[attr-defined]
+    assert described(added) == [("global", "module global", f"{name}.STATE grew: 0 -> 1 items")]
+
+
+def test_deep_mode_sees_contents_that_keep_their_size(handler) -> None:
+    handler.ITEMS.extend(["a", "b"])
+    shallow, deep = GlobalsProbe([MODULE]), GlobalsProbe([MODULE], deep=True)
+    tokens = [shallow.snapshot(), deep.snapshot()]
+    handler.ITEMS[0] = "z"
+    assert shallow.diff(tokens[0], shallow.snapshot(), [], 1).added == []
+    added = deep.diff(tokens[1], deep.snapshot(), [], 1).added
+    assert described(added) == [
+        ("global", "module global", f"{MODULE}.ITEMS contents changed: 2 items")
+    ]
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
+    import collections
+
+    handler.TAGS = {"a"}
+    handler.BUFFER = bytearray(b"ab")
+    handler.RECENT = collections.deque([1, 2])
+    handler.ODD = [BadRepr()]  # no fingerprint: size only
+    handler.HUGE = list(range(10_001))  # too large for a fingerprint: size only
+    probe = GlobalsProbe([MODULE], deep=True)
+    before = probe.snapshot()
+
+    handler.TAGS.symmetric_difference_update({"a", "b"})
+    handler.BUFFER[0] = ord("z")
+    handler.RECENT[0] = 9
+    handler.ODD[0] = BadRepr()
+    handler.HUGE[0] = -1
+    added = probe.diff(before, probe.snapshot(), [], 1).added
+    assert [res.detail for res in added] == [
+        f"{MODULE}.BUFFER contents changed: 2 items",
+        f"{MODULE}.RECENT contents changed: 2 items",
+        f"{MODULE}.TAGS contents changed: 1 items",
+    ]
+    assert sorted(probe.restore(before)) == [
+        f"{MODULE}.BUFFER (contents)",
+        f"{MODULE}.RECENT (contents)",
+        f"{MODULE}.TAGS (contents)",
+    ]
+    assert (handler.TAGS, handler.BUFFER, list(handler.RECENT)) == ({"a"}, bytearray(b"ab"), [1, 2])
+
+
+# -- allowed caches ----------------------------------------------------------------------------
+
+
+def test_an_allow_listed_cache_is_reported_only_after_ten_growing_invocations(handler) -> None:
+    probe = GlobalsProbe([MODULE], allow=[f"{MODULE}.*CACHE"])
+    for invocation in range(1, 10):
+        assert (
+            invoke(probe, lambda key=invocation: handler.CACHE.update({key: "v"}), invocation) == []
+        )
+    # Overwriting a key, rebinding the name: allowed, silently.
+    assert invoke(probe, lambda: handler.CACHE.update({1: "w"}), 10) == []
+    assert invoke(probe, lambda: setattr(handler, "CACHE", dict(handler.CACHE)), 11) == []
+    for invocation in range(12, 21):
+        assert (
+            invoke(probe, lambda key=invocation: handler.CACHE.update({key: "v"}), invocation) == []
+        )
+    added = invoke(probe, lambda: handler.CACHE.update({21: "v"}), 21)
+    assert described(added) == [
+        (
+            "global",
+            "growing cache",
+            f"{MODULE}.CACHE grew in 10 consecutive invocations: 18 -> 19 items",
+        )
+    ]
+    assert added[0].key == (MODULE, "CACHE")
+
+
+def test_allow_global_marks_the_object_and_a_pause_resets_the_count(handler) -> None:
+    handler.MEMO = allow_global({})
+    probe = GlobalsProbe([MODULE], allowed_growth_after=3)
+
+    def grow() -> None:
+        handler.MEMO[len(handler.MEMO)] = "v"
+
+    assert invoke(probe, grow, 1) == []
+    assert invoke(probe, grow, 2) == []
+    # invocation 3 does not grow it (the engine does not even call diff())
+    assert invoke(probe, grow, 4) == []
+    assert invoke(probe, grow, 5) == []
+    added = invoke(probe, grow, 6)
+    assert described(added) == [
+        (
+            "global",
+            "growing cache",
+            f"{MODULE}.MEMO grew in 3 consecutive invocations: 4 -> 5 items",
+        )
+    ]
+
+
+def test_allow_global_returns_the_object_and_holds_dicts(handler) -> None:
+    cache: dict[str, int] = {}
+    assert allow_global(cache) is cache
+    handler.CACHE = cache
+    probe = GlobalsProbe([MODULE], deep=True)
+    assert invoke(probe, lambda: cache.update(a=1)) == []
+    # Rebinding a global to an allowed object is allowed too.
+    assert invoke(probe, lambda: setattr(handler, "CLIENT", allow_global(Client())), 2) == []
+
+
+def test_an_allowed_object_that_can_be_weakly_referenced_is_forgotten_with_it() -> None:
+    client = allow_global(Client())
+    key = id(client)
+    assert globals_probe._is_allowed(client)
+    del client
+    assert key not in globals_probe._allowed
+
+
+# -- working directory, signals, atexit ------------------------------------------------------------
+
+
+def test_a_changed_working_directory(handler, monkeypatch, tmp_path) -> None:
+    start = os.getcwd()
+    probe = GlobalsProbe([MODULE])
+    added = invoke(probe, lambda: monkeypatch.chdir(tmp_path))
+    assert described(added) == [
+        ("global", "working directory", f"changed: {cut(start)} -> {cut(os.getcwd())}")
+    ]
+
+
+def test_reading_the_working_directory_is_clean(handler) -> None:
+    probe = GlobalsProbe([MODULE])
+    assert invoke(probe, os.getcwd) == []
+
+
+@pytest.fixture
+def usr1() -> Iterator[None]:
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_replaced_signal_handler(handler, usr1) -> None:
+    probe = GlobalsProbe([MODULE])
+    added = invoke(probe, lambda: signal.signal(signal.SIGUSR1, on_usr1))
+    assert described(added) == [
+        ("global", "signal handler", f"SIGUSR1 replaced: SIG_DFL -> {HERE}.on_usr1")
+    ]
+
+
+def test_reading_a_signal_handler_is_clean(handler, usr1) -> None:
+    probe = GlobalsProbe([MODULE])
+    assert invoke(probe, lambda: signal.getsignal(signal.SIGUSR1)) == []
+
+
+def test_an_atexit_registration(handler) -> None:
+    probe = GlobalsProbe([MODULE])
+    try:
+        added = invoke(probe, lambda: atexit.register(noop))
+    finally:
+        atexit.unregister(noop)
+    assert described(added) == [
+        ("global", "atexit callback", "registered during the invocation (atexit cannot be undone)")
+    ]
+
+
+# -- restore ---------------------------------------------------------------------------------------
+
+
+def test_restore_puts_everything_back(
+    handler, monkeypatch, own_sys_path, tmp_path, app_logger, usr1
+) -> None:
+    original_dumps, original_print = json.dumps, builtins.print
+    monkeypatch.setenv("SH_TEST_KEPT", "old")
+    path_before, cwd_before = list(sys.path), os.getcwd()
+    probe = GlobalsProbe([MODULE])
+    before = probe.snapshot()
+
+    monkeypatch.setattr(json, "dumps", fake_dumps)
+    monkeypatch.setattr(builtins, "print", fake_print)
+    monkeypatch.setenv("SH_TEST_LEAK", "yes")
+    monkeypatch.setenv("SH_TEST_KEPT", "new")
+    sys.path.append("/opt/sh-test")
+    monkeypatch.chdir(tmp_path)
+    handler.CLIENT = Client()
+    handler.EXTRA = 1
+    handler.ITEMS.append(1)  # a mutation: put back only in deep mode
+    file_handler = logging.FileHandler(tmp_path / "app.log", delay=True)
+    app_logger.addHandler(file_handler)
+    signal.signal(signal.SIGUSR1, on_usr1)
+
+    restored = probe.restore(before)
+
+    assert json.dumps is original_dumps
+    assert builtins.print is original_print
+    assert "SH_TEST_LEAK" not in os.environ
+    assert os.environ["SH_TEST_KEPT"] == "old"
+    assert sys.path == path_before
+    assert os.getcwd() == cwd_before
+    assert handler.CLIENT is None
+    assert not hasattr(handler, "EXTRA")
+    assert handler.ITEMS == [1]
+    assert file_handler not in app_logger.handlers
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+    assert sorted(restored) == sorted(
+        [
+            f"{MODULE}.CLIENT",
+            f"{MODULE}.EXTRA (deleted)",
+            "builtins.print",
+            "json.dumps",
+            "os.environ['SH_TEST_KEPT']",
+            "os.environ['SH_TEST_LEAK']",
+            "sys.path",
+            f"logging handler FileHandler to {cut_path(str(tmp_path / 'app.log'))} "
+            "removed from logger 'sh_test.app'",
+            "working directory",
+            "signal handler SIGUSR1",
+        ]
+    )
+    # Only the list's growth is left: nothing else differs from before.
+    after = probe.snapshot()
+    assert [res.key for res in probe.diff(before, after, [], 1).added] == [(MODULE, "ITEMS")]
+
+
+def test_restore_in_deep_mode_puts_contents_back(handler) -> None:
+    handler.ITEMS.extend(["a", "b"])
+    items = handler.ITEMS
+    probe = GlobalsProbe([MODULE], deep=True)
+    before = probe.snapshot()
+    handler.ITEMS[0] = "z"
+    handler.LIMITS["timeout"] = 30
+    assert sorted(probe.restore(before)) == [
+        f"{MODULE}.ITEMS (contents)",
+        f"{MODULE}.LIMITS (contents)",
+    ]
+    assert handler.ITEMS is items
+    assert handler.ITEMS == ["a", "b"]
+    assert handler.LIMITS == {"timeout": 3}
+
+
+def test_restore_leaves_allowed_state_and_can_be_limited(handler, monkeypatch) -> None:
+    probe = GlobalsProbe([MODULE], allow=[f"{MODULE}.CACHE"])
+    before = probe.snapshot()
+    handler.CACHE = {"kept": True}
+    handler.CLIENT = Client()
+    monkeypatch.setattr(json, "dumps", fake_dumps)
+    # The tracker judged only the stdlib change a leak: the lazily made client stays.
+    assert probe.restore(before, only={("json", "dumps")}) == ["json.dumps"]
+    assert handler.CACHE == {"kept": True}
+    assert isinstance(handler.CLIENT, Client)
+
+
+def test_restore_with_nothing_changed_does_nothing(handler) -> None:
+    probe = GlobalsProbe([MODULE], deep=True)
+    assert probe.restore(probe.snapshot()) == []
+
+
+# -- properties ------------------------------------------------------------------------------------
+
+_NAMES = st.text(alphabet=string.ascii_uppercase, min_size=1, max_size=8)
+_VALUES = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=80,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(_NAMES, st.none() | _VALUES, max_size=6))
+def test_environment_changes_are_reported_once_each_and_restored(changes) -> None:
+    saved = dict(os.environ)
+    probe = GlobalsProbe([], stdlib=())
+    try:
+        before = probe.snapshot()
+        for name, value in changes.items():
+            if value is not None:
+                os.environ["SH_PROP_" + name] = value
+        added = probe.diff(before, probe.snapshot(), [], 1).added
+        assert sorted(res.key for res in added) == sorted(
+            ("environment variable", "SH_PROP_" + name)
+            for name, value in changes.items()
+            if value is not None
+        )
+        for res in added:
+            value = res.detail.split(" added: ", 1)[1]
+            assert len(value) <= 60
+        probe.restore(before)
+        assert dict(os.environ) == saved
+    finally:
+        for name in changes:
+            os.environ.pop("SH_PROP_" + name, None)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    password=st.text(alphabet=string.digits, min_size=4, max_size=12),
+    prefix=st.text(alphabet=string.ascii_lowercase, max_size=70),
+)
+def test_a_dsn_in_a_global_never_shows_its_password(password, prefix) -> None:
+    module = types.ModuleType("sh_globals_prop")
+    module.DSN = None  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        probe = GlobalsProbe([module.__name__], stdlib=())
+        before = probe.snapshot()
+        module.DSN = f"{prefix}mysql://app:{password}@db/orders"  # type: ignore[attr-defined]
+        [res] = probe.diff(before, probe.snapshot(), [], 1).added
+        assert password not in res.detail
+        assert len(res.detail.split(" -> ", 1)[1]) <= 60
+    finally:
+        del sys.modules[module.__name__]

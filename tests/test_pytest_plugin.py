@@ -1,0 +1,238 @@
+"""The pytest plugin, driven through pytester in subprocesses (leaks stay in the child)."""
+
+from __future__ import annotations
+
+import pytest
+
+HANDLERS = """
+import threading
+
+KEPT = []
+STOP = threading.Event()
+
+
+def leaky(event, context):
+    KEPT.append(open(__file__))  # leak-here
+    return 1
+
+
+def clean(event, context):
+    with open(__file__) as source:
+        source.readline()
+    return 1
+
+
+def leaks_when_it_raises(event, context):
+    handle = open(__file__)
+    if event.get("fail"):
+        KEPT.append(handle)
+        raise KeyError("order")
+    handle.close()
+    return 1
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(handlers=HANDLERS)
+    pytester.syspathinsert()
+    return pytester
+
+
+def leak_line(pytester: pytest.Pytester) -> int:
+    source = (pytester.path / "handlers.py").read_text().splitlines()
+    return next(n for n, line in enumerate(source, 1) if line.endswith("# leak-here"))
+
+
+def test_marker_fails_a_leaking_handler_with_its_site(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_it="""
+        import pytest
+        import handlers
+
+        @pytest.mark.soak(invocations=30)
+        def test_leaky():
+            return handlers.leaky
+        """
+    )
+    result = project.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    line = leak_line(project)
+    result.stdout.fnmatch_lines(
+        [
+            "*verdict: LEAK, 2 findings*",
+            f"*[[]fd[]] 30 files open on *handlers.py created at handlers.py:{line} in leaky*",
+            "*[[]global[]] handlers.KEPT grew: 29 -> 30 items (module global, changed in 30*",
+            "*= safehandler soak =*",
+            "test_it.py::test_leaky: *",
+        ]
+    )
+
+
+def test_marker_passes_a_clean_handler_named_by_string(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_it="""
+        import pytest
+
+        @pytest.mark.soak(invocations=200, handler="handlers:clean")
+        def test_clean():
+            pass
+        """
+    )
+    result = project.runpytest_subprocess("-W", "error")
+    result.assert_outcomes(passed=1)
+    assert "safehandler soak" not in result.stdout.str()
+
+
+def test_marker_without_a_handler_says_how_to_give_one(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_it="""
+        import pytest
+
+        @pytest.mark.soak
+        def test_nothing():
+            pass
+        """
+    )
+    result = project.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*return the handler from the test, or name it*"])
+
+
+def test_fixture_returns_the_report(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_it="""
+        import handlers
+
+        def test_clean(soak):
+            report = soak(handlers.clean, invocations=50)
+            assert (report.verdict, report.invocations, report.errors) == ("clean", 50, 0)
+
+        def test_leaky_unchecked(soak):
+            report = soak(handlers.leaky, invocations=20, check=False)
+            [finding, kept] = report.findings
+            assert (kept.kind, kept.noun) == ("global", "module global")
+            assert (finding.kind, finding.count, finding.invocation) == ("fd", 20, 2)
+        """
+    )
+    project.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_leak_only_on_the_raising_path_names_the_error(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_it="""
+        import handlers
+
+        def test_paths(soak):
+            events = [{"fail": False}, {"fail": True}, {"fail": False}]
+            report = soak(handlers.leaks_when_it_raises, events=events, invocations=30,
+                          check=False)
+            [finding, kept] = report.findings
+            assert kept.detail == "handlers.KEPT grew: 9 -> 10 items"
+            assert finding.count == 10
+            assert finding.extra["path"] == (
+                "only in invocations that raised KeyError (events: #1)"
+            )
+            assert report.error_types == {"KeyError": 10}
+        """
+    )
+    project.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_option_and_ini_set_the_invocations(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_it="""
+        import handlers
+
+        def test_count(soak, request):
+            report = soak(handlers.clean)
+            assert report.invocations == int(request.config.getoption("soak_invocations") or 40)
+        """
+    )
+    project.makeini("[pytest]\nsoak_invocations = 40\n")
+    project.runpytest_subprocess().assert_outcomes(passed=1)
+    project.runpytest_subprocess("--soak-invocations", "60").assert_outcomes(passed=1)
+
+
+def test_isolated_soak_hits_emfile_under_the_fd_limit(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_it="""
+        import handlers
+
+        def test_isolated(soak):
+            report = soak(handlers.leaky, invocations=300, isolate=True, check=False)
+            assert report.fd_limit == 128
+            assert 100 < report.fd_exhausted_at < 128
+            assert report.error_types["OSError[EMFILE]"] == 300 - report.fd_exhausted_at + 1
+        """
+    )
+    project.runpytest_subprocess("--soak-fd-limit", "128").assert_outcomes(passed=1)
+
+
+def test_summary_works_under_xdist(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_it="""
+        import pytest
+        import handlers
+
+        @pytest.mark.soak(invocations=10)
+        def test_leaky():
+            return handlers.leaky
+
+        @pytest.mark.soak(invocations=10)
+        def test_clean():
+            return handlers.clean
+        """
+    )
+    result = project.runpytest_subprocess("-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*= safehandler soak =*", "test_it.py::test_leaky: *"])
+
+
+def test_the_readme_example_runs_as_documented() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "test_soak.py",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+        ],
+        cwd=examples,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "1 failed, 2 passed" in out
+    assert "FAILED test_soak.py::test_leaky_handler_fails" in out
+    assert "[fd] 1,500 files open on" in out
+    assert "created at leaky_sqlite.py:17 in handler" in out
+    summary = out.split("= safehandler soak =")[1]
+    assert "test_with_the_fixture" not in summary  # check=False: not a failure
+
+
+def test_the_events_example_soaks_generated_sqs_batches() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "test_events.py", "-p", "no:cacheprovider"],
+        cwd=examples,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout

@@ -1,0 +1,76 @@
+"""Creation sites: the user's line first, library frames folded into ``via``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from safehandler.sites import Site, capture_site, recorder
+
+from ._lines import line_of
+
+HERE = os.path.relpath(__file__)
+
+
+def test_site_is_the_first_user_frame() -> None:
+    site = capture_site(sys._getframe())  # here
+    assert site is not None
+    assert site.location == f"{HERE}:{line_of('here')}"
+    assert site.function == "test_site_is_the_first_user_frame"
+    assert site.via is None
+
+
+def _open_via_a_helper(path: Path) -> None:
+    path.write_text("{}")
+    with open(path, encoding="utf-8") as handle:  # helper-open
+        json.load(handle)
+
+
+def test_a_file_closed_in_a_helper_does_not_take_the_site(guarded, tmp_path: Path) -> None:
+    files = []
+
+    def handler(event, context):
+        _open_via_a_helper(tmp_path / "x.json")
+        files.append(open(tmp_path / "x.json", encoding="utf-8"))  # handler-open
+
+    guard = guarded(handler)
+    try:
+        guard(2)
+    finally:
+        for handle in files:
+            handle.close()
+    [finding] = guard.findings
+    assert finding.site is not None
+    assert finding.site.location == f"{HERE}:{line_of('handler-open')}"
+
+
+def test_str_and_relative_paths() -> None:
+    inside = Site(os.path.abspath("app.py"), 12, "handler", "pymysql.connect")
+    assert str(inside) == "app.py:12 in handler (via pymysql.connect)"
+    outside = Site("/elsewhere/app.py", 3, "handler")
+    assert str(outside) == "/elsewhere/app.py:3 in handler"
+
+
+def test_nothing_is_recorded_outside_an_invocation(tmp_path: Path) -> None:
+    recorder.install()
+    before = len(recorder.events)
+    with open(tmp_path / "f", "w", encoding="utf-8"):
+        pass
+    assert len(recorder.events) == before == 0
+
+
+def test_recording_is_scoped_to_begin_and_end(tmp_path: Path) -> None:
+    recorder.install()
+    mark = recorder.begin()
+    try:
+        with open(tmp_path / "f", "w", encoding="utf-8"):  # recorded-open
+            pass
+    finally:
+        taken = recorder.end(mark)
+    [creation] = [c for c in taken if c.kind == "file"]
+    assert creation.ref == str(tmp_path / "f")
+    assert creation.site is not None
+    assert creation.site.lineno == line_of("recorded-open")
+    assert recorder.events == []

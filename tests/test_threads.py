@@ -1,0 +1,141 @@
+"""The thread probe: threads started in an invocation and alive at its end."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from ._lines import line_of
+
+HERE = os.path.relpath(__file__)
+
+
+@pytest.fixture
+def stop() -> Iterator[threading.Event]:
+    """Leaked threads wait on this; set at teardown so they end."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def test_thread_alive_after_the_invocation_is_a_finding_at_once(guarded, stop) -> None:
+    def refresh() -> None:
+        stop.wait()
+
+    def handler(event, context):
+        threading.Thread(target=refresh, name="cache-refresher", daemon=True).start()  # leak-thread
+
+    guard = guarded(handler)
+    guard(1)
+    [finding] = guard.findings
+    assert (finding.kind, finding.count, finding.invocation) == ("thread", 1, 1)
+    assert finding.site is not None
+    assert finding.site.location == f"{HERE}:{line_of('leak-thread')}"
+    assert finding.detail == (
+        "named 'cache-refresher' (daemon, target="
+        "test_thread_alive_after_the_invocation_is_a_finding_at_once.<locals>.refresh)"
+        " still running"
+    )
+    guard(1)
+    assert [f.count for f in guard.findings] == [1, 2]
+
+
+def test_non_daemon_threads_are_reported_the_same(guarded, stop) -> None:
+    def handler(event, context):
+        threading.Thread(target=stop.wait, name="consumer").start()
+
+    guard = guarded(handler)
+    guard(1)
+    [finding] = guard.findings
+    assert "(non-daemon, target=Event.wait)" in finding.detail
+
+
+def test_thread_joined_before_return_is_clean(guarded) -> None:
+    def handler(event, context):
+        worker = threading.Thread(target=time.sleep, args=(0.001,))
+        worker.start()
+        worker.join()
+
+    guard = guarded(handler)
+    guard(20)
+    assert guard.findings == []
+
+
+def test_thread_ending_within_the_grace_period_is_not_a_leak(guarded) -> None:
+    def handler(event, context):
+        threading.Thread(target=time.sleep, args=(0.002,)).start()
+
+    guard = guarded(handler, thread_grace_ms=500)
+    guard(5)
+    assert guard.findings == []
+
+
+def test_without_grace_the_same_thread_is_caught(guarded, stop) -> None:
+    def handler(event, context):
+        threading.Thread(target=stop.wait, args=(0.2,)).start()
+
+    guard = guarded(handler, thread_grace_ms=0)
+    guard(1)
+    assert [f.kind for f in guard.findings] == ["thread"]
+
+
+def test_threads_from_init_are_baseline(guarded, stop) -> None:
+    background = threading.Thread(target=stop.wait, daemon=True)
+    background.start()
+    guard = guarded(lambda event, context: None)
+    guard(10)
+    assert guard.findings == []
+
+
+def test_executor_never_shut_down_names_the_submit_line(guarded) -> None:
+    pools: list[ThreadPoolExecutor] = []
+
+    def handler(event, context):
+        pool = ThreadPoolExecutor(max_workers=1)
+        pools.append(pool)
+        pool.submit(time.sleep, 0).result()  # leak-pool
+
+    guard = guarded(handler)
+    try:
+        guard(1)
+    finally:
+        for pool in pools:
+            pool.shutdown(wait=True)
+    [finding] = guard.findings
+    assert finding.kind == "thread"
+    assert finding.site is not None
+    assert finding.site.location == f"{HERE}:{line_of('leak-pool')}"
+    assert finding.site.via == "concurrent.futures.thread.ThreadPoolExecutor.submit"
+
+
+def test_executor_used_as_context_manager_is_clean(guarded) -> None:
+    def handler(event, context):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            assert list(pool.map(abs, [-1, -2])) == [1, 2]
+
+    guard = guarded(handler)
+    guard(10)
+    assert guard.findings == []
+
+
+def test_timer_left_pending_is_a_finding(guarded) -> None:
+    timers: list[threading.Timer] = []
+
+    def handler(event, context):
+        timer = threading.Timer(30, print)
+        timer.start()
+        timers.append(timer)
+
+    guard = guarded(handler)
+    try:
+        guard(1)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    [finding] = guard.findings
+    assert "target=Timer.run" in finding.detail
