@@ -3,17 +3,20 @@
 wrapt's ``when_imported`` does this too, but importing wrapt 2.x pulls in asyncio and
 importlib.metadata (about 50 ms on a 2-core machine): more than safehandler may add to a cold
 start. This is the same idea in a few lines: a meta-path finder that wraps the module's loader.
+The import system duck-types finders and loaders: subclassing ``importlib.abc`` would import
+``importlib.resources`` and with it tempfile, shutil, pathlib and random (about 10 ms).
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
 
 __all__ = ["when_imported"]
 
@@ -33,10 +36,10 @@ def when_imported(name: str, callback: Callable[[ModuleType], None]) -> None:
     callback(module)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> ModuleSpec | None:
         if fullname not in _pending:
             return None
         # Ask the finders after us for the real spec, then wrap its loader.
@@ -49,12 +52,12 @@ class _Finder(importlib.abc.MetaPathFinder):
         return None
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader:
     def __init__(self, loader: Any, name: str) -> None:
         self._loader = loader
         self._name = name
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)  # type: ignore[no-any-return]
 
     def exec_module(self, module: ModuleType) -> None:
