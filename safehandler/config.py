@@ -186,6 +186,18 @@ SETTINGS: tuple[Setting, ...] = (
         "cwd, signal handlers; handler globals judged leaking); report: only report",
     ),
     Setting(
+        "shared_state_every",
+        env.SHARED_STATE_EVERY,
+        "auto or an integer in [1, 64]",
+        _parse_optional_int,
+        lambda v: v is None or _int_in(1, 64)(v),
+        "the shared state the globals probe watches (builtins, stdlib attributes, sys.modules, "
+        "os.environ, sys.path, logging handlers, cwd, signal handlers) is checked in turn, a "
+        "slice per invocation, over this many invocations: a change there is reported within "
+        "that many; the handler's own globals are checked every time. auto: 8 in report mode, "
+        "1 in strict mode, in soaks (warmup) and with isolation=restore",
+    ),
+    Setting(
         "allow_globals",
         env.ALLOW_GLOBALS,
         "comma-separated module.attribute patterns (no spaces)",
@@ -233,6 +245,7 @@ class Policy:
     db_cleanup: DbCleanup = "leaks"
     recycle: Recycle = "auto"
     isolation: Isolation = "report"
+    shared_state_every: int | None = None
     allow_globals: frozenset[str] = frozenset()
     allow_threads: frozenset[str] = frozenset()
     probes: frozenset[str] = field(default_factory=lambda: frozenset(PROBE_NAMES))
@@ -254,6 +267,18 @@ class Policy:
     @property
     def enabled(self) -> bool:
         return self.mode != "off"
+
+    @property
+    def thorough(self) -> bool:
+        """Strict tests, soaks and restore: every check on every invocation, cost second."""
+        return self.strict or self.warmup > 0 or self.isolation == "restore"
+
+    @property
+    def shared_state_rotation(self) -> int:
+        """``shared_state_every`` with auto resolved."""
+        if self.shared_state_every is not None:
+            return self.shared_state_every
+        return 1 if self.thorough else 8
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Policy:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -68,7 +68,6 @@ class Engine:
         self.sink = sink or (lambda finding: log_finding(self.logger, finding))
         self.invocation = 0
         self.findings: list[Finding] = []
-        self.health: Health | None = None
         self.unhealthy_since: int | None = None
         self.stats: list[InvocationStats] | None = None
         self.tracker = LeakTracker(
@@ -76,15 +75,23 @@ class Engine:
         )
         self.probes: dict[str, Probe] = {}
         self._last_after: dict[str, Any] = {}  # for the globals probe, whose snapshot is dear
+        # the hot path's view of self.probes, rebuilt by _wire() whenever it changes
+        self._counted_before: tuple[tuple[str, Probe], ...] = ()
+        self._counted_after: tuple[tuple[str, Probe], ...] = ()
+        self._compared: tuple[tuple[str, Probe], ...] = ()
         self.memory_limit: int | None = None
         self._fd_limit: int | None = None
         self._fds_at_last_check: int | None = -1
+        self._fd_cap: float | None = None  # above these, unhealthy
+        self._memory_cap: float | None = None
+        self._last_use: tuple[int | None, int | None] = (None, None)  # fds, RSS
         self.trend: MemoryTrend | None = None
         if policy.enabled:
             try:
                 self._build_probes()
             except Exception as exc:  # noqa: BLE001 - fail open at decoration time too
                 self._disable_all(exc)
+            self._wire()
             recorder.install()
             if policy.recycle == "auto":
                 runtime.install_hook()
@@ -109,13 +116,27 @@ class Engine:
                 allow=self.policy.allow_globals,
                 # content fingerprints cost more: for strict tests and soaks (a warm-up)
                 deep=self.policy.strict or self.policy.warmup > 0,
+                every=self.policy.shared_state_rotation,
             )
         if "memory" in wanted:
             self.probes["memory"] = MemoryProbe()
             self.memory_limit = memory_limit_bytes(self.policy.memory_limit_mb)
+            if self.memory_limit:
+                self._memory_cap = self.policy.memory_threshold * self.memory_limit
             self.trend = MemoryTrend(
                 self.policy.memory_window, self.policy.memory_leak_kb * 1024, self.memory_limit
             )
+
+    def _wire(self) -> None:
+        """Lay out the probes for the hot path: who counts before, after, and is compared."""
+        probes = self.probes.items()
+        self._counted_before = tuple(
+            (name, probe)
+            for name, probe in probes
+            if probe.counts_before and name not in self._last_after
+        )
+        self._counted_after = tuple(probes)
+        self._compared = tuple((name, probe) for name, probe in probes if probe.counts_before)
 
     @property
     def active(self) -> bool:
@@ -124,6 +145,21 @@ class Engine:
     @property
     def healthy(self) -> bool:
         return self.unhealthy_since is None
+
+    @property
+    def health(self) -> Health | None:
+        """Resource use after the last invocation against the limits (None before the first)."""
+        return None if self.invocation == 0 else self._judge(*self._last_use)
+
+    def _judge(self, fds: int | None, rss: int | None) -> Health:
+        return judge_health(
+            fds=fds,
+            fd_limit=self._fd_limit if fds is not None else None,
+            fd_threshold=self.policy.fd_threshold,
+            rss=rss,
+            memory_limit=self.memory_limit,
+            memory_threshold=self.policy.memory_threshold,
+        )
 
     def keep_stats(self) -> list[InvocationStats]:
         self.stats = []
@@ -142,10 +178,11 @@ class Engine:
         return _Token(recorder.begin(), counts)
 
     def _before(self) -> dict[str, Any]:
-        counts = self._snapshots(before=True, skip=self._last_after.keys())
+        counts = self._snapshots(self._counted_before)
         # Nothing runs between invocations but what the handler left running: the state after
         # the last one is the state before this one, and a dear second snapshot is saved.
-        counts.update((n, c) for n, c in self._last_after.items() if n in self.probes)
+        if self._last_after:
+            counts.update(self._last_after)
         fds = self.probes.get("fds")
         if isinstance(fds, FdProbe) and "fds" in counts:
             gone = self._safely("fds", fds.start, counts["fds"])
@@ -153,21 +190,16 @@ class Engine:
                 self.tracker.observe(self.invocation, (), gone)
         return counts
 
-    def _snapshots(self, *, before: bool, skip: Collection[str] = ()) -> dict[str, Any]:
-        """Every probe's counter: one pass, and a careful second one only if a probe broke."""
+    def _snapshots(self, probes: Iterable[tuple[str, Probe]]) -> dict[str, Any]:
+        """These probes' counters: one pass, and a careful second one only if a probe broke."""
         try:
-            return {
-                name: probe.snapshot()
-                for name, probe in self.probes.items()
-                if (probe.counts_before or not before) and name not in skip
-            }
+            return {name: probe.snapshot() for name, probe in probes}
         except Exception:  # noqa: BLE001 - find the broken probe and switch it off
             counts = {}
-            for name, probe in list(self.probes.items()):
-                if (probe.counts_before or not before) and name not in skip:
-                    count = self._safely(name, probe.snapshot)
-                    if count is not None:
-                        counts[name] = count
+            for name, probe in probes:
+                count = self._safely(name, probe.snapshot)
+                if count is not None:
+                    counts[name] = count
             return counts
 
     def after(self, token: _Token, *, failed: bool) -> list[Finding]:
@@ -180,17 +212,19 @@ class Engine:
             return []
 
     def _after(self, token: _Token, creations: list[Creation], failed: bool) -> list[Finding]:
-        counts = self._snapshots(before=False)
+        counts = self._snapshots(self._counted_after)
         if "globals" in counts:
-            self._last_after["globals"] = counts["globals"]
+            self._keep_for_next(counts["globals"])
         added: list[Resource] = []
         removed: list[Resource] = []
-        for name, probe in list(self.probes.items()):
-            after = counts.get(name)
+        for name, probe in self._compared:
             before = token.before.get(name)
-            # The cheap path: nothing moved, nothing was created, nothing is held.
-            if before is None or (after == before and not creations and not probe.holding):
+            if before is None:
                 continue
+            # The cheap path: nothing moved, nothing was created, nothing is held.
+            if counts.get(name) == before and not creations and not probe.holding:
+                continue
+            after = counts.get(name)
             delta = self._safely(name, probe.diff, before, after, creations, self.invocation)
             if delta is not None:
                 added += delta.added
@@ -226,6 +260,12 @@ class Engine:
             )
         return findings
 
+    def _keep_for_next(self, globals_after: Any) -> None:
+        first = "globals" not in self._last_after
+        self._last_after["globals"] = globals_after
+        if first:
+            self._wire()  # from now on the globals probe counts after invocations only
+
     def _clean_up(self, db: DbProbe) -> None:
         closed = self._safely(
             "db", db.cleanup, self.policy.db_cleanup, self.invocation, self.tracker.leaking
@@ -246,32 +286,32 @@ class Engine:
             if res.kind == "global" and (res.noun in IMMEDIATE_NOUNS or self.tracker.leaking(res))
         }
         if wanted and self._safely("globals", probe.restore, before, wanted):
-            self._last_after["globals"] = self._safely("globals", probe.snapshot)
+            restored = self._safely("globals", probe.snapshot)
+            if restored is not None:
+                self._last_after["globals"] = restored
 
     # -- health -----------------------------------------------------------------------
 
     def _check_health(self, fds: int | None, rss: int | None) -> None:
+        self._last_use = (fds, rss)
+        if self.unhealthy_since is not None:
+            return  # judged: the environment is on its way out
         if fds != self._fds_at_last_check:  # the limit is re-read only when the count moved
             self._fds_at_last_check = fds
             soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
             self._fd_limit = None if soft == resource.RLIM_INFINITY else soft
-        fd_limit = self._fd_limit if fds is not None else None
-        self.health = judge_health(
-            fds=fds,
-            fd_limit=fd_limit,
-            fd_threshold=self.policy.fd_threshold,
-            rss=rss,
-            memory_limit=self.memory_limit,
-            memory_threshold=self.policy.memory_threshold,
-        )
-        if self.invocation == 1 and self.health.healthy:
-            _publish(healthy=True, reasons=(), invocation=1)
-        if self.health.healthy or self.unhealthy_since is not None:
+            self._fd_cap = self.policy.fd_threshold * self._fd_limit if self._fd_limit else None
+        over_fds = fds is not None and self._fd_cap is not None and fds > self._fd_cap
+        over_memory = rss is not None and self._memory_cap is not None and rss > self._memory_cap
+        if not (over_fds or over_memory):
+            if self.invocation == 1:
+                _publish(healthy=True, reasons=(), invocation=1)
             return
+        health = self._judge(fds, rss)
         self.unhealthy_since = self.invocation
-        _publish(healthy=False, reasons=self.health.reasons, invocation=self.invocation)
+        _publish(healthy=False, reasons=health.reasons, invocation=self.invocation)
         if self.policy.recycle == "auto":
-            recycle.request(list(self.health.reasons))
+            recycle.request(list(health.reasons))
         top = [
             {"count": count, "site": site.location if site else None, "what": what}
             for count, site, what in self.tracker.open_counts()[:5]
@@ -279,14 +319,14 @@ class Engine:
         log_event(
             self.logger,
             "safehandler.unhealthy",
-            "safehandler: environment unhealthy: " + "; ".join(self.health.reasons),
+            "safehandler: environment unhealthy: " + "; ".join(health.reasons),
             {
                 "invocation": self.invocation,
-                "reasons": list(self.health.reasons),
-                "fds": self.health.fds,
-                "fd_limit": self.health.fd_limit,
-                "rss": self.health.rss,
-                "memory_limit": self.health.memory_limit,
+                "reasons": list(health.reasons),
+                "fds": health.fds,
+                "fd_limit": health.fd_limit,
+                "rss": health.rss,
+                "memory_limit": health.memory_limit,
                 "top_sites": top,
             },
         )
@@ -298,6 +338,8 @@ class Engine:
             return call(*args)
         except Exception as exc:  # noqa: BLE001 - a broken probe must not break the handler
             self.probes.pop(name, None)
+            self._last_after.pop(name, None)
+            self._wire()
             _internal_log.warning(
                 "safehandler: the %s probe failed and is now off: %r", name, exc, exc_info=exc
             )
@@ -305,6 +347,8 @@ class Engine:
 
     def _disable_all(self, exc: Exception) -> None:
         self.probes.clear()
+        self._last_after.clear()
+        self._wire()
         self.trend = None
         _internal_log.warning(
             "safehandler: internal error, probes are now off: %r", exc, exc_info=exc

@@ -29,10 +29,16 @@ class Guarded:
 
 @pytest.fixture
 def guarded() -> Callable[..., Guarded]:
-    """Guard a handler in report mode with findings collected instead of logged."""
+    """Guard a handler in report mode with findings collected instead of logged.
+
+    The shared state is checked whole after every invocation (``shared_state_every=1``), so
+    that a test can say at which invocation a change is reported; tests of the rotation set
+    it themselves.
+    """
 
     def make(handler: Callable[..., Any], **settings: Any) -> Guarded:
         settings.setdefault("mode", "report")
+        settings.setdefault("shared_state_every", 1)
         return Guarded(handler, **settings)
 
     return make

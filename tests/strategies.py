@@ -62,6 +62,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "db_cleanup": st.sampled_from(DB_CLEANUPS),
     "recycle": st.sampled_from(RECYCLES),
     "isolation": st.sampled_from(ISOLATIONS),
+    "shared_state_every": st.none() | st.integers(1, 64),
     "allow_globals": st.frozensets(_PATTERN, max_size=3),
     "allow_threads": st.frozensets(_PATTERN, max_size=3),
     "probes": st.frozensets(st.sampled_from(PROBE_NAMES)),
@@ -133,6 +134,7 @@ INVALID_ARGUMENTS: dict[str, st.SearchStrategy[Any]] = {
         st.text().filter(lambda text: text not in ISOLATIONS),
         st.sampled_from(["RESTORE", " report", None, True]),
     ),
+    "shared_state_every": _ints_outside(1, 64) | st.sampled_from([8.0, "8", True, b"8"]),
     "allow_globals": st.sampled_from(["app.CACHE", None, 1, frozenset({"a b"}), frozenset({""})]),
     "allow_threads": st.sampled_from(["worker", None, 1, frozenset({"a\tb"}), frozenset({""})]),
     "probes": st.one_of(
@@ -203,6 +205,9 @@ INVALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "db_cleanup": st.text().filter(lambda text: text.strip() not in DB_CLEANUPS),
     "recycle": st.text().filter(lambda text: text.strip() not in RECYCLES),
     "isolation": st.text().filter(lambda text: text.strip() not in ISOLATIONS),
+    "shared_state_every": st.one_of(
+        _ints_outside(1, 64).map(str), st.sampled_from(["8.0", "eight", "none", "1e1", "nan"])
+    ),
     "allow_globals": st.sampled_from(["app.CACHE, a b", "x y", "ok,white space"]),
     "allow_threads": st.sampled_from(["name with space", "a,b c"]),
     "probes": _probe_lists_with_unknown() | st.sampled_from(["FDS", "fd", "fds;threads", "all"]),

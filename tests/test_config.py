@@ -50,6 +50,7 @@ def test_defaults() -> None:
         "db_cleanup": "leaks",
         "recycle": "auto",
         "isolation": "report",
+        "shared_state_every": None,  # auto: 8, or 1 when strict, soaking or restoring
         "allow_globals": frozenset(),
         "allow_threads": frozenset(),
         "probes": frozenset(PROBE_NAMES),  # every probe

@@ -682,6 +682,85 @@ def test_an_atexit_registration(handler) -> None:
     ]
 
 
+# -- the rotation of the shared state -----------------------------------------------------
+
+
+def rotate_until_seen(probe: GlobalsProbe, action: Callable[[], object]) -> list[Resource]:
+    """Invocation 1 runs ``action``; then empty invocations until the token moves. What the
+    diff reports at that invocation, with its number checked against the rotation's bound."""
+    before = probe.snapshot()
+    action()
+    for invocation in range(1, probe.every + 1):
+        after = probe.snapshot()
+        if after is not before:
+            added = probe.diff(before, after, [], invocation).added
+            assert all(res.invocation == invocation for res in added)
+            return added
+    raise AssertionError(f"not seen in {probe.every} invocations")
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["json.dumps", "builtins.print", "os.environ", "sys.path", "cwd", "signal", "logging"],
+)
+def test_every_slice_of_the_shared_state_comes_round_within_every_invocations(
+    change, handler, monkeypatch, own_sys_path, tmp_path, app_logger, usr1
+) -> None:
+    actions: dict[str, Callable[[], object]] = {
+        "json.dumps": lambda: monkeypatch.setattr(json, "dumps", fake_dumps),
+        "builtins.print": lambda: monkeypatch.setattr(builtins, "print", fake_print),
+        "os.environ": lambda: monkeypatch.setenv("SH_TEST_ROTATION", "1"),
+        "sys.path": lambda: own_sys_path.append("/opt/rotation"),
+        "cwd": lambda: monkeypatch.chdir(tmp_path),
+        "signal": lambda: signal.signal(signal.SIGUSR1, on_usr1),
+        "logging": lambda: app_logger.addHandler(logging.NullHandler()),
+    }
+    probe = GlobalsProbe([MODULE], every=8)
+    added = rotate_until_seen(probe, actions[change])
+    [res] = added
+    assert res.noun in IMMEDIATE_NOUNS
+    seen_at = res.invocation
+    if seen_at > 1:  # seen late: the report says in which invocations it was made
+        assert res.detail.endswith(
+            f" (made in invocation 1 to {seen_at}: the shared state is checked in turn over "
+            "8 invocations)"
+        )
+    else:
+        assert "checked in turn" not in res.detail
+
+
+def test_the_handlers_own_globals_are_checked_by_every_snapshot(handler) -> None:
+    probe = GlobalsProbe([MODULE], every=8)
+    for invocation in range(1, 10):
+        [res] = invoke(probe, lambda: handler.ITEMS.append(1), invocation)
+        assert (res.noun, res.key, res.invocation) == (
+            "module global",
+            (MODULE, "ITEMS"),
+            invocation,
+        )
+        assert "checked in turn" not in res.detail
+
+
+def test_each_snapshot_reads_a_slice_of_about_an_eighth(handler) -> None:
+    """A partition of the shared state into 8 slices, balanced unless one source (often
+    sys.modules) alone outweighs an eighth: it cannot be split."""
+    whole = GlobalsProbe([MODULE])
+    whole.snapshot()
+    rotating = GlobalsProbe([MODULE], every=8)
+    rotating.snapshot()
+    [everything] = whole._slices
+    slices = rotating._slices
+    assert len(slices) == 8
+    # a partition: every source and reader in exactly one slice
+    assert sorted(map(id, everything.sources)) == sorted(
+        id(source) for part in slices for source in part.sources
+    )
+    assert len(everything.readers) == sum(len(part.readers) for part in slices)
+    entries = [len(part.read()[0]) for part in slices]
+    largest = max(len(globals_probe._referents(source)) for source in everything.sources)
+    assert max(entries) <= max(largest, len(everything.read()[0]) / 4), entries
+
+
 # -- restore ---------------------------------------------------------------------------------------
 
 

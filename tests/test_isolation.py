@@ -54,6 +54,36 @@ def test_json_dumps_replaced_is_a_finding_at_the_first_invocation(
     assert finding.detail.startswith("json.dumps rebound: json.dumps -> ")
 
 
+def test_by_default_a_stdlib_patch_is_reported_within_eight_invocations(
+    guarded, app, monkeypatch
+) -> None:
+    monkeypatch.setattr(json, "dumps", json.dumps)
+    handler = define(
+        app,
+        "def handler(event, context):\n    if event == 1:\n        json.dumps = lambda o: 'x'\n",
+        json=json,
+    )
+    guard = guarded(handler, shared_state_every=None)  # auto: report mode checks in turn
+    assert guard.engine.policy.shared_state_rotation == 8
+    for invocation in range(1, 9):
+        guard(1, event=invocation)
+    [finding] = guard.findings
+    assert (finding.noun, finding.count) == ("stdlib attribute", 1)
+    assert 1 <= finding.invocation <= 8
+    assert finding.detail.startswith("json.dumps rebound: json.dumps -> ")
+
+
+def test_strict_soak_and_restore_check_the_shared_state_whole_every_time() -> None:
+    def rotation(**settings: Any) -> int:
+        return safehandler.Policy(**settings).shared_state_rotation
+
+    assert rotation() == 8
+    assert rotation(mode="strict") == 1
+    assert rotation(warmup=1) == 1
+    assert rotation(isolation="restore") == 1
+    assert rotation(mode="strict", shared_state_every=4) == 4
+
+
 def test_builtins_print_replaced(guarded, app, monkeypatch) -> None:
     monkeypatch.setattr(builtins, "print", builtins.print)
     handler = define(

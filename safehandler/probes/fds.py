@@ -21,16 +21,16 @@ _FD_DIR = "/proc/self/fd"
 
 
 _dir_fd = -1  # /proc/self/fd held open: fstat on it costs a third of a stat by path
-_dir_pid = -1  # "self" was resolved when it was opened: reopen in a forked child
+
+
+def _open_dir() -> None:
+    global _dir_fd  # noqa: PLW0603 - one descriptor for the process
+    if _dir_fd >= 0:  # in a forked child: the parent's, whose "self" is the parent
+        os.close(_dir_fd)
+    _dir_fd = os.open(_FD_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _count_by_stat() -> int:
-    global _dir_fd, _dir_pid  # noqa: PLW0603 - one descriptor for the process
-    if _dir_pid != os.getpid():
-        if _dir_fd >= 0:  # the parent's, inherited across fork
-            os.close(_dir_fd)
-        _dir_fd = os.open(_FD_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        _dir_pid = os.getpid()
     return os.fstat(_dir_fd).st_size
 
 
@@ -38,27 +38,28 @@ def _count_by_listing() -> int:
     return len(os.listdir(_FD_DIR)) - 1  # the listing's own descriptor
 
 
-def _pick_counter() -> object:
+def _count_by_psutil() -> int:
+    import psutil  # only where /proc is missing
+
+    return int(psutil.Process().num_fds())
+
+
+def _pick_counter() -> Callable[[], int]:
+    global _dir_fd  # noqa: PLW0603 - one descriptor for the process
     try:
+        _open_dir()
         size = _count_by_stat()
     except OSError:
-        return None
+        return _count_by_psutil
     if size > 0 and abs(size - _count_by_listing()) <= 1:
+        os.register_at_fork(after_in_child=_open_dir)
         return _count_by_stat
     os.close(_dir_fd)  # a kernel before 6.2 reports no size: list instead
+    _dir_fd = -1
     return _count_by_listing
 
 
-_counter = _pick_counter()
-
-
-def count_fds() -> int:
-    """Open file descriptors of this process, cheaply."""
-    if _counter is None:
-        import psutil  # only where /proc is missing
-
-        return int(psutil.Process().num_fds())
-    return _counter()  # type: ignore[operator, no-any-return]
+count_fds = _pick_counter()  # open file descriptors of this process, cheaply
 
 
 def fd_table(only: Iterable[int] | None = None) -> dict[int, str]:
