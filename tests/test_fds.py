@@ -40,6 +40,23 @@ def test_count_matches_the_fd_table() -> None:
         assert count_fds() == len(fd_table())
 
 
+def test_a_forked_child_counts_its_own_fds() -> None:
+    """The counter holds /proc/self/fd open, and "self" was the parent: a child reopens it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: open three more, report both ways of counting, exit at once
+        extra = [os.open(os.devnull, os.O_RDONLY) for _ in range(3)]
+        os.write(write_end, f"{count_fds()} {len(fd_table())} {len(extra)}".encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as report:
+        counted, listed, extra = map(int, report.read().split())
+    os.waitpid(pid, 0)
+    assert counted == listed
+    assert counted >= extra + 3  # stdin, stdout, stderr at least
+    assert count_fds() == len(fd_table())  # and the parent still counts its own
+
+
 def test_file_left_open_per_call_is_reported_when_it_first_grows(
     guarded, kept, tmp_path: Path
 ) -> None:
