@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -400,7 +400,7 @@ def _merge(
         peak = engine.tracker.peak(key)
         path = _path(engine.tracker.grew_at(key), outcomes)
         extra = {**first.extra, "path": path} if path else dict(first.extra)
-        found = replace(first, detail=detail, count=max(peak or 0, first.count), extra=extra)
+        found = first.replace(detail=detail, count=max(peak or 0, first.count), extra=extra)
         out.append(_renumber(found, offset))
     return out
 
@@ -409,8 +409,7 @@ def _renumber(finding: Finding, offset: int) -> Finding:
     """Invocation numbers relative to the soak, for a guard that had run before it."""
     if not offset:
         return finding
-    return replace(
-        finding,
+    return finding.replace(
         first_invocation=max(1, finding.first_invocation - offset),
         invocation=max(1, finding.invocation - offset),
     )

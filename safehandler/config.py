@@ -1,6 +1,6 @@
 """The policy: what safehandler watches, how long it tolerates growth, and what it does.
 
-``Policy`` is a frozen, keyword-only dataclass. ``Policy.from_env()`` reads ``SAFEHANDLER_*``
+``Policy`` is immutable and built from keywords. ``Policy.from_env()`` reads ``SAFEHANDLER_*``
 variables; the precedence is argument > environment > default. Every value is checked when the
 policy is built (at import or decoration time), and a bad one raises ``ConfigError`` naming the
 setting, the value and the accepted range.
@@ -8,11 +8,9 @@ setting, the value and the accepted range.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, cast
 
 from . import _constants as env
@@ -36,6 +34,7 @@ class Setting(NamedTuple):
 
     field: str
     env: str
+    default: Any
     accepted: str
     parse: Callable[[str], Any]
     check: Callable[[Any], bool]
@@ -83,6 +82,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "mode",
         env.MODE,
+        "report",
         "report, strict or off",
         str.strip,
         lambda v: v in MODES,
@@ -92,6 +92,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "leak_after",
         env.LEAK_AFTER,
+        2,
         "an integer in [1, 1000000]",
         _parse_int,
         _int_in(1, 1_000_000),
@@ -101,6 +102,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "warmup",
         env.WARMUP,
+        0,
         "an integer in [0, 1000000]",
         _parse_int,
         _int_in(0, 1_000_000),
@@ -110,6 +112,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "thread_grace_ms",
         env.THREAD_GRACE_MS,
+        10.0,
         "a number in [0, 60000]",
         _parse_float,
         lambda v: _is_number(v) and 0 <= v <= 60_000,
@@ -118,6 +121,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "fd_threshold",
         env.FD_THRESHOLD,
+        0.5,
         "a number in (0, 1]",
         _parse_float,
         _fraction,
@@ -126,6 +130,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "memory_threshold",
         env.MEMORY_THRESHOLD,
+        # Python's RSS rarely shrinks and Lambda kills the invocation that crosses the limit,
+        # so keep a fifth of the memory as headroom for the peak of the next invocation.
+        0.8,
         "a number in (0, 1]",
         _parse_float,
         _fraction,
@@ -134,6 +141,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "memory_limit_mb",
         env.MEMORY_LIMIT_MB,
+        None,
         "auto or an integer in [1, 1048576]",
         _parse_optional_int,
         lambda v: v is None or _int_in(1, 1_048_576)(v),
@@ -142,6 +150,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "memory_window",
         env.MEMORY_WINDOW,
+        100,
         "an integer in [2, 1000000]",
         _parse_int,
         _int_in(2, 1_000_000),
@@ -150,6 +159,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "memory_leak_kb",
         env.MEMORY_LEAK_KB,
+        4.0,
         "a number in (0, 1048576]",
         _parse_float,
         lambda v: _is_number(v) and 0 < v <= 1_048_576,
@@ -158,6 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "db_cleanup",
         env.DB_CLEANUP,
+        "leaks",
         "off, leaks or all",
         str.strip,
         lambda v: v in DB_CLEANUPS,
@@ -168,6 +179,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "recycle",
         env.RECYCLE,
+        "auto",
         "auto or off",
         str.strip,
         lambda v: v in RECYCLES,
@@ -178,6 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "isolation",
         env.ISOLATION,
+        "report",
         "report or restore",
         str.strip,
         lambda v: v in ISOLATIONS,
@@ -188,6 +201,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "shared_state_every",
         env.SHARED_STATE_EVERY,
+        None,
         "auto or an integer in [1, 64]",
         _parse_optional_int,
         lambda v: v is None or _int_in(1, 64)(v),
@@ -200,6 +214,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "allow_globals",
         env.ALLOW_GLOBALS,
+        frozenset(),
         "comma-separated module.attribute patterns (no spaces)",
         _parse_names,
         _patterns,
@@ -209,6 +224,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "allow_threads",
         env.ALLOW_THREADS,
+        frozenset(),
         "comma-separated thread-name or module patterns (no spaces)",
         _parse_names,
         _patterns,
@@ -218,6 +234,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "probes",
         env.PROBES,
+        frozenset(PROBE_NAMES),
         f"a comma-separated subset of {', '.join(PROBE_NAMES)}",
         _parse_names,
         lambda v: isinstance(v, frozenset) and v <= frozenset(PROBE_NAMES),
@@ -225,40 +242,73 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 _BY_FIELD = {setting.field: setting for setting in SETTINGS}
+_NAME_SETS = frozenset({"probes", "allow_globals", "allow_threads"})
 
 
-@dataclass(frozen=True, kw_only=True)
+def _reject_unknown(names: Iterable[str]) -> None:
+    unknown = sorted(set(names) - set(_BY_FIELD))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}: accepted are {', '.join(_BY_FIELD)}"
+        )
+
+
 class Policy:
-    """What safehandler does around each invocation. Build it with ``Policy.from_env()``."""
+    """What safehandler does around each invocation. Build it with ``Policy.from_env()``.
 
-    mode: Mode = "report"
-    leak_after: int = 2
-    warmup: int = 0
-    thread_grace_ms: float = 10.0
-    fd_threshold: float = 0.5
-    # Python's RSS rarely shrinks and Lambda kills the invocation that crosses the limit, so
-    # keep a fifth of the memory as headroom for the peak of the next invocation.
-    memory_threshold: float = 0.8
-    memory_limit_mb: int | None = None
-    memory_window: int = 100
-    memory_leak_kb: float = 4.0
-    db_cleanup: DbCleanup = "leaks"
-    recycle: Recycle = "auto"
-    isolation: Isolation = "report"
-    shared_state_every: int | None = None
-    allow_globals: frozenset[str] = frozenset()
-    allow_threads: frozenset[str] = frozenset()
-    probes: frozenset[str] = field(default_factory=lambda: frozenset(PROBE_NAMES))
+    Immutable. ``Policy(mode="strict")`` takes settings by keyword (the others default) and
+    checks each one; ``replace()`` gives a changed copy.
+    """
 
-    def __post_init__(self) -> None:
-        for name in ("probes", "allow_globals", "allow_threads"):
-            value: object = getattr(self, name)
-            if isinstance(value, (list, tuple, set)):  # accept any collection of names
-                object.__setattr__(self, name, frozenset(value))
+    __slots__ = tuple(setting.field for setting in SETTINGS)
+    mode: Mode
+    leak_after: int
+    warmup: int
+    thread_grace_ms: float
+    fd_threshold: float
+    memory_threshold: float
+    memory_limit_mb: int | None
+    memory_window: int
+    memory_leak_kb: float
+    db_cleanup: DbCleanup
+    recycle: Recycle
+    isolation: Isolation
+    shared_state_every: int | None
+    allow_globals: frozenset[str]
+    allow_threads: frozenset[str]
+    probes: frozenset[str]
+
+    def __init__(self, **settings: Any) -> None:
+        _reject_unknown(settings)
         for setting in SETTINGS:
-            value = getattr(self, setting.field)
+            value = settings.get(setting.field, setting.default)
+            if setting.field in _NAME_SETS and isinstance(value, (list, tuple, set)):
+                value = frozenset(value)  # accept any collection of names
             if not setting.check(value):
                 raise ConfigError(f"{setting.field}={value!r}: must be {setting.accepted}")
+            object.__setattr__(self, setting.field, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Policy is immutable: use replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Policy is immutable: cannot delete .{name}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting by field name, in the settings table's order."""
+        return {field: getattr(self, field) for field in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Policy):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.as_dict().values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{field}={value!r}" for field, value in self.as_dict().items())
+        return f"Policy({fields})"
 
     @property
     def strict(self) -> bool:
@@ -284,11 +334,7 @@ class Policy:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Policy:
         """Defaults, overridden by ``SAFEHANDLER_*`` variables, overridden by ``overrides``."""
         environ = os.environ if environ is None else environ
-        unknown = sorted(set(overrides) - set(_BY_FIELD))
-        if unknown:
-            raise ConfigError(
-                f"unknown setting(s) {', '.join(unknown)}: accepted are {', '.join(_BY_FIELD)}"
-            )
+        _reject_unknown(overrides)
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = environ.get(setting.env)
@@ -306,7 +352,7 @@ class Policy:
 
     def replace(self, **changes: Any) -> Policy:
         """A copy with ``changes`` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
+        return Policy(**(self.as_dict() | changes))
 
     def to_env(self) -> dict[str, str]:
         """The ``SAFEHANDLER_*`` variables that rebuild this policy (for subprocesses)."""

@@ -11,7 +11,6 @@ import logging
 import os
 import resource
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import health, recycle, runtime
@@ -46,10 +45,14 @@ class InvocationStats(NamedTuple):
     db: int | None = None  # DB connections opened by invocations and still open
 
 
-@dataclass(slots=True)
 class _Token:
-    mark: int
-    before: dict[str, Any]
+    """What before() hands after(): where the recording started, and the counts then."""
+
+    __slots__ = ("before", "mark")
+
+    def __init__(self, mark: int, before: dict[str, Any]) -> None:
+        self.mark = mark
+        self.before = before
 
 
 class Engine:

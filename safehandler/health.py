@@ -11,16 +11,14 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._constants import HEALTH_FILE
 
 __all__ = ["HealthState", "read_state", "state_path", "write_state"]
 
 
-@dataclass(frozen=True)
-class HealthState:
+class HealthState(NamedTuple):
     healthy: bool
     reasons: tuple[str, ...]
     pid: int
@@ -50,7 +48,7 @@ def write_state(healthy: bool, reasons: Sequence[str], invocation: int) -> None:
     state = HealthState(healthy, tuple(reasons), os.getpid(), invocation, time.time())
     scratch = f"{path}.{os.getpid()}.tmp"
     with open(scratch, "w", encoding="utf-8") as out:
-        json.dump(asdict(state), out)
+        json.dump(state._asdict(), out)
     os.replace(scratch, path)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .report import Finding, Resource
 from .sites import Site
@@ -25,16 +25,27 @@ __all__ = ["Health", "LeakTracker", "MemoryTrend", "judge_health"]
 _GREW_AT_KEPT = 1000
 
 
-@dataclass(slots=True)
 class _SiteState:
-    sample: Resource  # kind, noun, site and detail of the group
-    first_invocation: int
-    live: int = 0
-    high: int = 0  # the highest live count seen
-    grew_in: int = 0  # invocations in which the live count reached a new high
-    reported_live: int = 0  # total (live + cleaned) at the last report
-    cleaned: int = 0  # closed by safehandler's cleanup: still left open by the handler
-    grew_at: list[int] = field(default_factory=list)  # the first invocations that grew it
+    __slots__ = (
+        "cleaned",
+        "first_invocation",
+        "grew_at",
+        "grew_in",
+        "high",
+        "live",
+        "reported_live",
+        "sample",
+    )
+
+    def __init__(self, sample: Resource, first_invocation: int) -> None:
+        self.sample = sample  # kind, noun, site and detail of the group
+        self.first_invocation = first_invocation
+        self.live = 0
+        self.high = 0  # the highest live count seen
+        self.grew_in = 0  # invocations in which the live count reached a new high
+        self.reported_live = 0  # total (live + cleaned) at the last report
+        self.cleaned = 0  # closed by safehandler's cleanup: still left open by the handler
+        self.grew_at: list[int] = []  # the first invocations that grew it
 
     @property
     def total(self) -> int:
@@ -207,8 +218,7 @@ class MemoryTrend:
         return text
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
+class Health(NamedTuple):
     """Resource use after an invocation against the limits."""
 
     fds: int

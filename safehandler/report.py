@@ -6,7 +6,6 @@ import json
 import logging
 import re
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._constants import LOGGER_NAME
@@ -32,16 +31,32 @@ def plural(noun: str, count: int) -> str:
     return noun if count == 1 else _PLURALS.get(noun, noun + "s")
 
 
-@dataclass(slots=True)
 class Resource:
     """One thing that outlived an invocation: an fd, a socket, a thread."""
 
-    kind: Kind
-    key: Hashable  # identity within its probe: fd number, thread ident
-    noun: str  # "file", "pipe", "socket", "thread"
-    detail: str  # "open on /tmp/x.log", "to 127.0.0.1:3306"
-    site: Site | None
-    invocation: int  # the invocation that created it
+    __slots__ = ("detail", "invocation", "key", "kind", "noun", "site")
+
+    def __init__(  # noqa: PLR0917 - the facts of one resource, in the order probes know them
+        self,
+        kind: Kind,
+        key: Hashable,  # identity within its probe: fd number, thread ident
+        noun: str,  # "file", "pipe", "socket", "thread"
+        detail: str,  # "open on /tmp/x.log", "to 127.0.0.1:3306"
+        site: Site | None,
+        invocation: int,  # the invocation that created it
+    ) -> None:
+        self.kind = kind
+        self.key = key
+        self.noun = noun
+        self.detail = detail
+        self.site = site
+        self.invocation = invocation
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.kind!r}, {self.key!r}, {self.noun!r}, "
+            f"{self.detail!r}, {self.site!r}, {self.invocation!r})"
+        )
 
     @property
     def group(self) -> tuple[Hashable, ...]:
@@ -56,20 +71,95 @@ class Resource:
         return self.kind in _IMMEDIATE_KINDS
 
 
-@dataclass(frozen=True, slots=True)
 class Finding:
-    """A suspected leak: how many, of what, created where, since when."""
+    """A suspected leak: how many, of what, created where, since when. Immutable."""
 
+    __slots__ = (
+        "count",
+        "detail",
+        "extra",
+        "first_invocation",
+        "group",
+        "invocation",
+        "kind",
+        "noun",
+        "site",
+    )
     kind: Kind
     count: int
     site: Site | None
     first_invocation: int
     detail: str
-    noun: str = ""
-    invocation: int = 0  # the invocation at which it was reported
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    # the tracker's group: findings of one group are one leak, reported as it grows
-    group: Hashable = field(default=None, compare=False, repr=False)
+    noun: str
+    invocation: int  # the invocation at which it was reported
+    extra: Mapping[str, Any]
+    group: Hashable  # the tracker's: findings of one group are one leak, reported as it grows
+
+    def __init__(
+        self,
+        kind: Kind,
+        count: int,
+        site: Site | None,
+        first_invocation: int,
+        detail: str,
+        *,
+        noun: str = "",
+        invocation: int = 0,
+        extra: Mapping[str, Any] | None = None,
+        group: Hashable = None,
+    ) -> None:
+        fields = {
+            "kind": kind,
+            "count": count,
+            "site": site,
+            "first_invocation": first_invocation,
+            "detail": detail,
+            "noun": noun,
+            "invocation": invocation,
+            "extra": {} if extra is None else extra,
+            "group": group,
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Finding is immutable: use replace(), not .{name} =")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Finding is immutable: cannot delete .{name}")
+
+    def _compared(self) -> tuple[Any, ...]:
+        # the group is bookkeeping: two findings that say the same are equal
+        return (
+            self.kind,
+            self.count,
+            self.site,
+            self.first_invocation,
+            self.detail,
+            self.noun,
+            self.invocation,
+            self.extra,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Finding):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared()[:-1])
+
+    def __repr__(self) -> str:
+        return (
+            f"Finding(kind={self.kind!r}, count={self.count!r}, site={self.site!r}, "
+            f"first_invocation={self.first_invocation!r}, detail={self.detail!r}, "
+            f"noun={self.noun!r}, invocation={self.invocation!r}, extra={self.extra!r})"
+        )
+
+    def replace(self, **changes: Any) -> Finding:
+        """A copy with these fields changed."""
+        fields = {name: getattr(self, name) for name in self.__slots__} | changes
+        return Finding(**fields)
 
     def __str__(self) -> str:
         if self.kind == "memory":

@@ -15,9 +15,8 @@ import sysconfig
 import threading
 import time
 import weakref
-from dataclasses import dataclass
 from types import CodeType, FrameType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = ["Creation", "Site", "capture_site", "is_user_code", "recorder"]
 
@@ -25,8 +24,7 @@ CreationKind = Literal["file", "socket", "thread", "process"]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-@dataclass(frozen=True, slots=True)
-class Site:
+class Site(NamedTuple):
     """A line of user code that created a resource."""
 
     filename: str
@@ -130,8 +128,7 @@ def _user_caller(frame: FrameType | None) -> tuple[str, int, str] | None:
     return None
 
 
-@dataclass(slots=True)
-class Creation:
+class Creation(NamedTuple):
     """One resource created while an invocation ran."""
 
     kind: CreationKind

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -37,7 +36,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults() -> None:
     policy = Policy()
-    assert dataclasses.asdict(policy) == {
+    assert policy.as_dict() == {
         "mode": "report",
         "leak_after": 2,
         "warmup": 0,
@@ -66,14 +65,24 @@ def test_mode_properties() -> None:
 
 def test_policy_is_frozen_and_keyword_only() -> None:
     policy = Policy()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match=r"immutable: use replace\(mode=...\)"):
         policy.mode = "strict"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del policy.mode  # type: ignore[misc]
     with pytest.raises(TypeError):
         Policy("strict")  # type: ignore[misc]
 
 
+def test_policies_compare_hash_and_print_by_their_settings() -> None:
+    assert Policy(mode="strict") == Policy.from_env({}, mode="strict")
+    assert Policy(mode="strict") != Policy()
+    assert len({Policy(), Policy(), Policy(warmup=1)}) == 2
+    assert repr(Policy()).startswith("Policy(mode='report', leak_after=2, warmup=0, ")
+    assert Policy().replace(warmup=3).as_dict() == {**Policy().as_dict(), "warmup": 3}
+
+
 def test_every_policy_field_has_exactly_one_setting() -> None:
-    assert [f.name for f in dataclasses.fields(Policy)] == FIELDS
+    assert list(Policy().as_dict()) == FIELDS
     assert len(set(ENV_NAMES)) == len(ENV_NAMES)
     assert all(name.startswith("SAFEHANDLER_") for name in ENV_NAMES)
 

@@ -137,7 +137,7 @@ def test_findings_table_names_the_site_and_count(leaky: SoakReport) -> None:
 
 def test_everything_from_the_report_is_escaped(leaky: SoakReport) -> None:
     attack = "<script>alert(1)</script>"
-    findings = [dataclasses.replace(leaky.findings[0], detail=attack)]
+    findings = [leaky.findings[0].replace(detail=attack)]
     html = render_html(
         dataclasses.replace(leaky, findings=findings, handler=f"app:{attack}"),
         title=f"soak {attack}",

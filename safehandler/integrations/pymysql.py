@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 import weakref
@@ -54,7 +53,7 @@ def attach(connections: ModuleType) -> None:
             return
         site = capture_site(sys._getframe(1))
         if site is not None and site.via is None:
-            site = dataclasses.replace(site, via="pymysql.connect")
+            site = site._replace(via="pymysql.connect")
         registry.claim(self)
         registry.add(
             Handle(

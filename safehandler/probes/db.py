@@ -13,7 +13,6 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._constants import LOGGER_NAME
@@ -26,19 +25,44 @@ __all__ = ["DbProbe", "Handle", "registry"]
 _log = logging.getLogger(LOGGER_NAME)
 
 
-@dataclass(eq=False, slots=True)
 class Handle:
     """One thing a driver opened: a connection, a checkout, a transaction, an engine."""
 
-    noun: str  # "PyMySQL connection", "SQLAlchemy Session", ...
-    detail: str  # "to root@127.0.0.1:3306/test", already redacted
-    site: Site | None
-    ref: weakref.ref[Any]
-    is_open: Callable[[Any], bool]
-    close: Callable[[Any], None]  # roll back, then close / return / dispose
-    rollback: Callable[[Any], bool] | None = None  # roll back if in a transaction; True if did
-    invocation: int = 0
-    superseded: bool = field(default=False)  # reported through a handle that owns it
+    __slots__ = (
+        "close",
+        "detail",
+        "invocation",
+        "is_open",
+        "noun",
+        "ref",
+        "rollback",
+        "site",
+        "superseded",
+    )
+
+    def __init__(
+        self,
+        *,
+        noun: str,
+        detail: str,
+        site: Site | None,
+        ref: weakref.ref[Any],
+        is_open: Callable[[Any], bool],
+        close: Callable[[Any], None],
+        rollback: Callable[[Any], bool] | None = None,
+    ) -> None:
+        self.noun = noun  # "PyMySQL connection", "SQLAlchemy Session", ...
+        self.detail = detail  # "to root@127.0.0.1:3306/test", already redacted
+        self.site = site
+        self.ref = ref
+        self.is_open = is_open
+        self.close = close  # roll back, then close / return / dispose
+        self.rollback = rollback  # roll back if in a transaction; True if it did
+        self.invocation = 0
+        self.superseded = False  # reported through a handle that owns it
+
+    def __repr__(self) -> str:
+        return f"Handle({self.noun!r}, {self.detail!r}, invocation={self.invocation})"
 
     def alive(self) -> Any:
         obj = self.ref()

@@ -49,7 +49,6 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -451,8 +450,7 @@ class _Slice(NamedTuple):
         return (_referents(*self.sources), *[read() for read in self.readers])
 
 
-@dataclass(frozen=True, slots=True)
-class _Handler:
+class _Handler(NamedTuple):
     modules: dict[str, ModuleType]
     namespaces: dict[str, dict[str, Any]]  # copies
     lens: dict[tuple[str, str], int]  # (module, attribute) -> size, for mutable containers
@@ -460,11 +458,10 @@ class _Handler:
     contents: dict[tuple[str, str], Any]  # deep: shallow copies, for restore()
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _Snapshot:
+class _Snapshot(NamedTuple):
     """The token. Equal only to itself: an unchanged state returns the previous token."""
 
-    values: list[Any]  # referents of the handler's namespaces, compared by identity
+    values: list[Any]  # referents of the handler's namespaces
     lens: tuple[int, ...]
     prints: tuple[int | None, ...]
     slices: tuple[Any, ...]  # the shared state, one read per slice of the rotation
@@ -479,6 +476,15 @@ class _Snapshot:
     logging: _Part  # logger name -> (logger, tuple of handlers)
     path: _Part  # (the sys.path list, tuple copy)
     environ: _Part  # dict copy of os.environ
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __hash__(self) -> int:
+        return id(self)
 
 
 def _flatten(layout: _Layout) -> Iterator[tuple[str, ModuleType, str]]:
