@@ -3,7 +3,8 @@
 A handler opens a PyMySQL connection per invocation and keeps it in a module-level list. After
 each invocation this prints ``Threads_connected`` minus its baseline, as MariaDB counts it.
 
-    .venv/bin/python benchmarks/db_connections.py [-n 300] [--url mysql+pymysql://root:@127.0.0.1:3306/test]
+    .venv/bin/python benchmarks/db_connections.py [-n 300] [--json OUT]
+        [--url mysql+pymysql://root:@127.0.0.1:3306/test]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import time
 from urllib.parse import unquote, urlsplit
 
+import _common
 import pymysql
 
 import safehandler
@@ -50,7 +52,9 @@ def settled(monitor: pymysql.Connection, base: int) -> int:
     return over
 
 
-def run(mode: str, invocations: int, args: dict[str, object], monitor: pymysql.Connection) -> str:
+def run(
+    mode: str, invocations: int, args: dict[str, object], monitor: pymysql.Connection
+) -> dict[str, object]:
     kept: list[pymysql.Connection] = []
 
     def handler(event: object, context: object) -> int:
@@ -69,7 +73,13 @@ def run(mode: str, invocations: int, args: dict[str, object], monitor: pymysql.C
     for conn in kept:
         if conn.open:
             conn.close()
+    return {"db_cleanup": mode, "served": served, "over_baseline": over}
+
+
+def row(result: dict[str, object], invocations: int) -> str:
+    over: list[int] = result["over_baseline"]  # type: ignore[assignment]
     first = ", ".join(str(n) for n in over[:3])
+    mode, served = result["db_cleanup"], result["served"]
     return f"| {mode} | {served}/{invocations} | {first} | {max(over)} | {over[-1]} |"
 
 
@@ -77,7 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--invocations", type=int, default=300)
     parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--json", metavar="OUT", help="also write the numbers to this file")
     options = parser.parse_args()
+    info = _common.machine("pymysql")
     args = connect_args(options.url)
     monitor = pymysql.connect(**args, autocommit=True)
     with monitor.cursor() as cursor:
@@ -85,11 +97,15 @@ def main() -> None:
         (old_limit,) = cursor.fetchone()
         cursor.execute(f"SET GLOBAL max_connections = {options.invocations + 200}")
     try:
+        print(_common.machine_line(info), end="\n\n")
         print(f"Threads_connected over baseline, {options.invocations} invocations")
         print("| db_cleanup | served | after invocation 1, 2, 3 | max | after the last |")
         print("| --- | --- | --- | --- | --- |")
+        results = []
         for mode in ("none", "off", "leaks", "all"):
-            print(run(mode, options.invocations, args, monitor))
+            results.append(run(mode, options.invocations, args, monitor))
+            print(row(results[-1], options.invocations))
+        _common.write_json(options.json, {"machine": info, "results": results})
     finally:
         with monitor.cursor() as cursor:
             cursor.execute(f"SET GLOBAL max_connections = {int(old_limit)}")

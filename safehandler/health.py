@@ -37,9 +37,19 @@ def state_path(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     if environ.get(HEALTH_FILE):
         return environ[HEALTH_FILE]
-    import tempfile  # 6 ms of cold start: only when the default is needed
+    return os.path.join(_temporary_directory(environ), "safehandler-health.json")
 
-    return os.path.join(tempfile.gettempdir(), "safehandler-health.json")
+
+def _temporary_directory(environ: Mapping[str, str]) -> str:
+    # tempfile.gettempdir() in its common cases: importing tempfile costs 6 ms of cold start
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        if environ.get(name):
+            return environ[name]
+    if os.path.isdir("/tmp"):  # noqa: S108 - the default location, as tempfile would find it
+        return "/tmp"  # noqa: S108
+    import tempfile  # elsewhere (Windows), let it search
+
+    return tempfile.gettempdir()
 
 
 def write_state(healthy: bool, reasons: Sequence[str], invocation: int) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import safehandler
 
@@ -44,16 +46,28 @@ def test_error_tree() -> None:
         assert issubclass(leak, safehandler.SafeHandlerError)
 
 
-def test_import_pulls_in_no_heavy_module() -> None:
+def test_import_pulls_in_no_heavy_module(tmp_path: Path) -> None:
+    """Nor the stdlib modules that cost cold start and that safehandler avoids on purpose:
+    dataclasses (and through it inspect, ast, dis), importlib.resources (tempfile, shutil,
+    random, pathlib), asyncio."""
     code = (
         "import sys, safehandler\n"
         "@safehandler.guard\n"
         "def handler(event, context): return 1\n"
         "handler({}, None)\n"
-        "heavy = ('sqlalchemy', 'pymysql', 'aws_lambda_powertools', 'psutil', 'wrapt', 'boto3')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+        "heavy = ('sqlalchemy', 'pymysql', 'aws_lambda_powertools', 'psutil', 'wrapt', 'boto3',\n"
+        "         'dataclasses', 'inspect', 'importlib.resources', 'tempfile', 'asyncio')\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy))\n"
     )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHANDLER_")}
+    env["TMPDIR"] = str(tmp_path)  # where the health state goes by default
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
     )
     assert proc.stdout.strip() == "[]"
+    assert (tmp_path / "safehandler-health.json").exists()

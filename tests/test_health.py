@@ -60,3 +60,11 @@ def test_below_the_threshold_stays_healthy(guarded, low_fd_limit: int) -> None:
     assert guard.engine.healthy
     assert guard.engine.health is not None
     assert guard.engine.health.fd_limit == low_fd_limit
+
+
+def test_the_state_file_goes_where_tempfile_would_put_it(tmp_path) -> None:
+    from safehandler.health import state_path
+
+    assert state_path({"TMPDIR": str(tmp_path)}) == str(tmp_path / "safehandler-health.json")
+    assert state_path({}) == "/tmp/safehandler-health.json"
+    assert state_path({"SAFEHANDLER_HEALTH_FILE": "/x/h.json", "TMPDIR": "/y"}) == "/x/h.json"
