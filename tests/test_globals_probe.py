@@ -729,6 +729,19 @@ def test_every_slice_of_the_shared_state_comes_round_within_every_invocations(
         assert "checked in turn" not in res.detail
 
 
+def test_a_module_loaded_later_joins_the_rotation(handler, monkeypatch) -> None:
+    late = types.ModuleType("sh_late_module")
+    late.render = noop  # type: ignore[attr-defined]
+    probe = GlobalsProbe([MODULE], stdlib={"sh_late_module"}, every=8)
+    probe.snapshot()
+    monkeypatch.setitem(sys.modules, "sh_late_module", late)  # an import: a new layout
+    assert rotate_until_seen(probe, lambda: None) == []  # a new module is no finding
+    added = rotate_until_seen(probe, lambda: monkeypatch.setattr(late, "render", fake_print))
+    assert [(res.noun, res.key) for res in added] == [
+        ("stdlib attribute", ("sh_late_module", "render"))
+    ]
+
+
 def test_the_handlers_own_globals_are_checked_by_every_snapshot(handler) -> None:
     probe = GlobalsProbe([MODULE], every=8)
     for invocation in range(1, 10):

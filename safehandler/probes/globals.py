@@ -542,6 +542,7 @@ class GlobalsProbe:
         self._last: _Snapshot | None = None
         self._taken = 0  # snapshots taken
         self._slices: tuple[_Slice, ...] = ()
+        self._planned_for: tuple[Any, ...] = ()  # the layout the slices were dealt for
         # (module, attribute) of an allowed container -> (last invocation it grew, streak)
         self._streaks: dict[tuple[str, str], tuple[int, int]] = {}
         self._signals = _catchable_signals()
@@ -764,7 +765,10 @@ class GlobalsProbe:
         environ = _part(
             last and last.environ, _referents(_environ_data()), lambda: dict(os.environ)
         )
-        self._slices = self._plan_slices()
+        # (the slices hold the old logging sources: their ids cannot be reused meanwhile)
+        layout = (len(self._dense), len(self._sparse), *map(id, self._log_sources))
+        if layout != self._planned_for:  # new stdlib modules or loggers: deal the slices anew
+            self._slices, self._planned_for = self._plan_slices(), layout
         return _Snapshot(
             values=values,
             lens=lens,
