@@ -174,7 +174,8 @@ class MemoryTrend:
         self._quiet_until = 0  # window index before which we do not report again
 
     def observe(self, invocation: int, rss: int) -> Finding | None:
-        self._current = rss if self._current is None else min(self._current, rss)
+        if self._current is None or rss < self._current:
+            self._current = rss
         self._seen += 1
         if self._seen < self.window:
             return None

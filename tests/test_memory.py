@@ -15,6 +15,24 @@ def test_rss_matches_psutil() -> None:
     assert abs(ours - theirs) < 4 * 2**20
 
 
+def test_a_forked_child_reads_its_own_rss() -> None:
+    """The statm descriptor is opened once, and "self" was the parent: a child reopens it."""
+    probe = MemoryProbe()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: touch 64 MiB more than the parent has, report, exit at once
+        block = mmap.mmap(-1, 64 << 20)
+        block.write(b"x" * (64 << 20))
+        os.write(write_end, f"{probe.snapshot()} {psutil.Process().memory_info().rss}".encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as report:
+        child_rss, child_psutil = map(int, report.read().split())
+    os.waitpid(pid, 0)
+    assert abs(child_rss - child_psutil) < 4 << 20
+    assert child_rss > probe.snapshot() + (48 << 20)  # not the parent's
+
+
 def test_limit_order_configured_then_lambda_then_cgroup() -> None:
     assert memory_limit_bytes(256, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}) == 256 * 2**20
     assert memory_limit_bytes(None, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}) == 512 * 2**20

@@ -62,6 +62,18 @@ def rss() -> int:
     return int(os.pread(_statm, 128, 0).split()[1]) * _PAGE
 
 
+def _forget_parents_statm() -> None:
+    # "self" was resolved when the descriptor was opened: in a forked child it is the parent
+    global _statm  # noqa: PLW0603 - shared by every guard, opened once
+    if _statm is not None:
+        os.close(_statm)
+        _statm = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parents_statm)
+
+
 def memory_limit_bytes(
     configured_mb: int | None, environ: Mapping[str, str] | None = None
 ) -> int | None:
