@@ -104,8 +104,7 @@ class FdProbe:
         # file): seen here, left to it
         self.claimed = claimed
 
-    def snapshot(self) -> int:
-        return count_fds()
+    snapshot = staticmethod(count_fds)  # the hot path: no frame of our own
 
     def start(self, count: int) -> list[Resource]:
         """Before an invocation: catch up with fds opened or closed since the last one."""
