@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from safehandler.policy import LeakTracker, MemoryTrend, judge_health
-from safehandler.report import Resource
+from safehandler.report import Finding, Resource
 from safehandler.sites import Site
 
 SITE = Site("/srv/app.py", 12, "handler", "pymysql.connections.Connection.__init__")
@@ -115,3 +117,21 @@ def test_health_thresholds() -> None:
         "513 open fds > 50% of RLIMIT_NOFILE 1024",
         "RSS 900 MiB > 80% of the 1024 MiB memory limit",
     )
+
+
+def test_findings_are_immutable_records_whose_group_is_bookkeeping() -> None:
+    finding = Finding("fd", 2, SITE, 1, "open on /x", noun="file", invocation=2, group=("g",))
+    with pytest.raises(AttributeError, match="immutable"):
+        finding.count = 3  # type: ignore[misc]
+    bigger = finding.replace(count=3)
+    assert (bigger.count, bigger.detail, bigger.group, finding.count) == (
+        3,
+        "open on /x",
+        ("g",),
+        2,
+    )
+    same = Finding("fd", 2, SITE, 1, "open on /x", noun="file", invocation=2)
+    assert finding == same
+    assert hash(finding) == hash(same)
+    assert finding != bigger
+    assert repr(finding).startswith("Finding(kind='fd', count=2, site=Site(filename='/srv/app.py'")
