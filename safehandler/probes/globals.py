@@ -731,16 +731,17 @@ class GlobalsProbe:
         modules = _part(last and last.modules, _referents(sys.modules), self._read_modules)
         values = _referents(*self._handler_dicts)
         if (
-            last is None
-            or not _identical(values, last.values)
-            or tuple(map(len, self._containers)) != last.lens
-            or (self.deep and tuple(map(_fingerprint, self._containers)) != last.prints)
+            last is not None
+            and _identical(values, last.values)
+            and tuple(map(len, self._containers)) == last.lens
+            and (not self.deep or tuple(map(_fingerprint, self._containers)) == last.prints)
         ):
-            handler = self._read_handler()
+            handler, lens, prints = last.handler, last.lens, last.prints
         else:
-            handler = last.handler
-        lens = tuple(map(len, self._containers))
-        prints = tuple(map(_fingerprint, self._containers)) if self.deep else ()
+            # read once: a content fingerprint of a large container is dear (deep mode)
+            handler = self._read_handler()
+            lens = tuple(handler.lens.values())  # in the order of self._containers
+            prints = tuple(handler.prints.values())
         builtins_part = _part(
             last and last.builtins, _referents(vars(builtins)), lambda: dict(vars(builtins))
         )
