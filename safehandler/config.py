@@ -298,6 +298,9 @@ class Policy:
         """Every setting by field name, in the settings table's order."""
         return {field: getattr(self, field) for field in self.__slots__}
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, through the checks again
+        return (_policy_from, (self.as_dict(),))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Policy):
             return NotImplemented
@@ -366,6 +369,10 @@ class Policy:
             else:
                 out[setting.env] = str(value)
         return out
+
+
+def _policy_from(settings: dict[str, Any]) -> Policy:
+    return Policy(**settings)
 
 
 def settings_table(rows: Iterable[Setting] = SETTINGS) -> str:

@@ -158,8 +158,13 @@ class Finding:
 
     def replace(self, **changes: Any) -> Finding:
         """A copy with these fields changed."""
-        fields = {name: getattr(self, name) for name in self.__slots__} | changes
-        return Finding(**fields)
+        return _finding_from(self._fields() | changes)
+
+    def _fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle
+        return (_finding_from, (self._fields(),))
 
     def __str__(self) -> str:
         if self.kind == "memory":
@@ -193,6 +198,10 @@ class Finding:
             "what": self.detail,
             **self.extra,
         }
+
+
+def _finding_from(fields: dict[str, Any]) -> Finding:
+    return Finding(**fields)
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import pytest
@@ -79,6 +81,13 @@ def test_policies_compare_hash_and_print_by_their_settings() -> None:
     assert len({Policy(), Policy(), Policy(warmup=1)}) == 2
     assert repr(Policy()).startswith("Policy(mode='report', leak_after=2, warmup=0, ")
     assert Policy().replace(warmup=3).as_dict() == {**Policy().as_dict(), "warmup": 3}
+
+
+def test_policies_copy_and_pickle_whole() -> None:
+    policy = Policy(mode="strict", allow_globals=["app.CACHE"], memory_limit_mb=512)
+    for twin in (pickle.loads(pickle.dumps(policy)), copy.deepcopy(policy), copy.copy(policy)):
+        assert twin == policy
+        assert twin.allow_globals == frozenset({"app.CACHE"})
 
 
 def test_every_policy_field_has_exactly_one_setting() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 from safehandler.policy import LeakTracker, MemoryTrend, judge_health
@@ -135,3 +138,12 @@ def test_findings_are_immutable_records_whose_group_is_bookkeeping() -> None:
     assert hash(finding) == hash(same)
     assert finding != bigger
     assert repr(finding).startswith("Finding(kind='fd', count=2, site=Site(filename='/srv/app.py'")
+
+
+def test_findings_copy_and_pickle_whole() -> None:
+    finding = Finding(
+        "fd", 2, SITE, 1, "open on /x", noun="file", extra={"path": "a"}, group=("g",)
+    )
+    for twin in (pickle.loads(pickle.dumps(finding)), copy.deepcopy(finding), copy.copy(finding)):
+        assert twin == finding
+        assert (twin.group, twin.extra, twin.site) == (("g",), {"path": "a"}, SITE)
