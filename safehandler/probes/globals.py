@@ -43,18 +43,28 @@ import logging
 import operator
 import os
 import re
-import reprlib
 import signal
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
-from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
+from types import ModuleType
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from ..report import Resource, redact
+from ..report import Resource
 from ..sites import Creation, is_user_code
 from . import NO_CHANGE, Delta
+from ._describe import (
+    MISSING,
+    describe,
+    describe_env,
+    describe_handler,
+    describe_logger,
+    describe_path,
+    describe_signal,
+    rebound,
+    signal_name,
+)
 
 __all__ = [
     "COMMON_STDLIB",
@@ -155,22 +165,12 @@ COMMON_STDLIB = frozenset(
 )
 
 _HANDLER_NOUNS = frozenset({MODULE_GLOBAL, GROWING_CACHE})  # checked by every snapshot
-_WIDTH = 60  # before and after values in a detail are cut to this
 _DEEP_LIMIT = 10_000  # containers larger than this get no content fingerprint
 _CONTAINERS = (dict, list, set, bytearray, collections.deque)
 # A subclass that overrides __len__ could run anything: only the built-in lengths are read.
 _PLAIN_LEN = frozenset(kind.__len__ for kind in _CONTAINERS)
-_SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|cred|auth|cookie|session", re.IGNORECASE)
 # os and os.path re-export these; patching them directly is not how anyone monkeypatches.
 _SKIP_STDLIB = frozenset({"builtins", "posix", "nt", "ntpath", "posixpath"} - {os.path.__name__})
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "(unset)"
-
-
-_MISSING: Any = _Missing()
 
 
 class GlobalChange(Resource):
@@ -313,13 +313,6 @@ def _catchable_signals() -> tuple[int, ...]:
     )
 
 
-def _signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return str(sig)
-
-
 def _is_dunder(name: object) -> bool:
     return not isinstance(name, str) or (name.startswith("__") and name.endswith("__"))
 
@@ -364,68 +357,6 @@ def _put_back(obj: Any, contents: Any) -> None:
 
 
 # -- describing -----------------------------------------------------------------------
-
-_repr = reprlib.Repr()
-_repr.maxlevel = 2
-# long enough for redact() to see a whole DSN before the text is cut
-_repr.maxstring = _repr.maxother = 2000
-
-
-def _shorten(text: str, *, keep_end: bool = False) -> str:
-    if len(text) <= _WIDTH:
-        return text
-    # a path says most at its end: ".../app.log"
-    return "..." + text[3 - _WIDTH :] if keep_end else text[: _WIDTH - 3] + "..."
-
-
-def _describe(value: object, name: str = "") -> str:
-    """A value in a detail: redacted, at most 60 characters; secrets by name masked."""
-    if value is _MISSING:
-        return "(unset)"
-    if isinstance(value, (FunctionType, BuiltinFunctionType, MethodType, type)):
-        module = getattr(value, "__module__", None)
-        qualname = getattr(value, "__qualname__", None) or repr(value)
-        text = f"{module}.{qualname}" if module else str(qualname)
-    elif name and _SECRET_NAME.search(name) and value is not None and not callable(value):
-        return "***"
-    else:
-        try:
-            text = _repr.repr(value)
-        except Exception:  # noqa: BLE001 - describing must not fail
-            text = f"<{type(value).__qualname__} object>"
-    return _shorten(redact(text))
-
-
-def _describe_env(name: str, value: str) -> str:
-    return "***" if _SECRET_NAME.search(name) else _shorten(redact(repr(value)))
-
-
-def _describe_handler(handler: logging.Handler) -> str:
-    target: object = getattr(handler, "baseFilename", None)
-    host, port = getattr(handler, "host", None), getattr(handler, "port", None)
-    if target is None and host is not None:
-        target = host if port is None else f"{host}:{port}"
-    if target is None and isinstance(handler, logging.StreamHandler):
-        target = getattr(handler.stream, "name", None)
-    if target is None:
-        target = getattr(handler, "address", None)
-    kind = type(handler).__name__
-    return kind if target is None else f"{kind} to {_shorten(redact(str(target)), keep_end=True)}"
-
-
-def _describe_logger(name: str) -> str:
-    return "the root logger" if name == logging.root.name else f"logger {name!r}"
-
-
-def _describe_signal(handler: object) -> str:
-    if handler is None:
-        return "(set outside Python)"
-    if isinstance(handler, int):
-        try:
-            return signal.Handlers(handler).name
-        except ValueError:
-            return str(handler)
-    return _describe(handler)
 
 
 # -- the token ----------------------------------------------------------------------------
@@ -700,7 +631,7 @@ class GlobalsProbe:
         if before.logging is not after.logging:
             added += _diff_logging(before.logging.data, after.logging.data, invocation)
         if before.cwd != after.cwd:
-            detail = f"changed: {_describe_path(before.cwd)} -> {_describe_path(after.cwd)}"
+            detail = f"changed: {describe_path(before.cwd)} -> {describe_path(after.cwd)}"
             added.append(_change(WORKING_DIRECTORY, (WORKING_DIRECTORY, ""), detail, invocation))
         if before.signals != after.signals:
             added += self._diff_signals(before.signals, after.signals, invocation)
@@ -821,7 +752,7 @@ class GlobalsProbe:
     def _read_stdlib(self) -> tuple[_Layout, tuple[Any, ...]]:
         values: list[Any] = []
         for _, module, names in self._layout:
-            values += map(vars(module).get, names, itertools.repeat(_MISSING))
+            values += map(vars(module).get, names, itertools.repeat(MISSING))
         return self._layout, tuple(values)
 
     # -- describing what moved ---------------------------------------------------------
@@ -835,17 +766,17 @@ class GlobalsProbe:
             for name in sorted(was.keys() | now.keys(), key=str):
                 if _is_dunder(name):
                     continue
-                old, new = was.get(name, _MISSING), now.get(name, _MISSING)
+                old, new = was.get(name, MISSING), now.get(name, MISSING)
                 key = (module_name, name)
                 dotted = f"{module_name}.{name}"
                 size = (before.lens.get(key), after.lens.get(key))
-                if self._is_allowed_name(dotted) or _is_allowed(old if new is _MISSING else new):
+                if self._is_allowed_name(dotted) or _is_allowed(old if new is MISSING else new):
                     res = self._allowed_growth(key, dotted, size, invocation)
                     if res is not None:
                         out.append(res)
                     continue
                 if old is not new:
-                    detail = _rebound(dotted, name, old, new)
+                    detail = rebound(dotted, name, old, new)
                 elif size[0] is not None and size[1] is not None and size[0] != size[1]:
                     verb = "grew" if size[1] > size[0] else "shrank"
                     detail = f"{dotted} {verb}: {size[0]} -> {size[1]} items"
@@ -885,7 +816,7 @@ class GlobalsProbe:
     ) -> list[Resource]:
         out: list[Resource] = []
         for name in sorted(was.keys() | now.keys(), key=str):
-            old, new = was.get(name, _MISSING), now.get(name, _MISSING)
+            old, new = was.get(name, MISSING), now.get(name, MISSING)
             detail = self._rebinding(module_name, name, old, new)
             if detail is not None:
                 out.append(_change(noun, (module_name, name), detail, invocation))
@@ -895,7 +826,7 @@ class GlobalsProbe:
         dotted = f"{module_name}.{name}"
         if old is new or name == "_" or _ours(new) or self._is_allowed_name(dotted):
             return None
-        return _rebound(dotted, name, old, new)
+        return rebound(dotted, name, old, new)
 
     def _diff_stdlib(
         self,
@@ -926,11 +857,11 @@ class GlobalsProbe:
             if old == new or name in RUNTIME_ENV or self._is_allowed_name(f"os.environ.{name}"):
                 continue
             if old is None:
-                detail = f"{name} added: {_describe_env(name, new or '')}"
+                detail = f"{name} added: {describe_env(name, new or '')}"
             elif new is None:
-                detail = f"{name} removed: was {_describe_env(name, old)}"
+                detail = f"{name} removed: was {describe_env(name, old)}"
             else:
-                detail = f"{name} changed: {_describe_env(name, old)} -> {_describe_env(name, new)}"
+                detail = f"{name} changed: {describe_env(name, old)} -> {describe_env(name, new)}"
             out.append(
                 _change(ENVIRONMENT_VARIABLE, (ENVIRONMENT_VARIABLE, name), detail, invocation)
             )
@@ -943,8 +874,8 @@ class GlobalsProbe:
         for sig, old, new in zip(self._signals, was, now, strict=True):
             if old is new or old == new:
                 continue
-            name = _signal_name(sig)
-            detail = f"{name} replaced: {_describe_signal(old)} -> {_describe_signal(new)}"
+            name = signal_name(sig)
+            detail = f"{name} replaced: {describe_signal(old)} -> {describe_signal(new)}"
             out.append(_change(SIGNAL_HANDLER, (SIGNAL_HANDLER, name), detail, invocation))
         return out
 
@@ -968,7 +899,7 @@ class GlobalsProbe:
         done += self._restore_namespace(builtins, "builtins", before.builtins.data, wanted)
         layout, values = before.stdlib.data
         for (module_name, module, name), value in zip(_flatten(layout), values, strict=True):
-            current = vars(module).get(name, _MISSING)
+            current = vars(module).get(name, MISSING)
             if self._rebinding(module_name, name, value, current) is None:
                 continue
             if wanted((module_name, name)):
@@ -988,7 +919,7 @@ class GlobalsProbe:
             done.append("working directory")
         if threading.current_thread() is threading.main_thread():
             for sig, handler in zip(self._signals, before.signals, strict=True):
-                name = _signal_name(sig)
+                name = signal_name(sig)
                 if handler is None or _getsignal(sig) == handler:
                     continue
                 if wanted((SIGNAL_HANDLER, name)):
@@ -1008,15 +939,15 @@ class GlobalsProbe:
                 if _is_dunder(name) or self._is_allowed_name(f"{module_name}.{name}"):
                     continue
                 if not _is_allowed(live.get(name)) and wanted(key):
-                    _put_attr(module, name, _MISSING)
+                    _put_attr(module, name, MISSING)
                     done.append(f"{module_name}.{name} (deleted)")
             for name, value in was.items():
                 key = (module_name, name)
-                current = live.get(name, _MISSING)
+                current = live.get(name, MISSING)
                 if (
                     _is_dunder(name)
                     or self._is_allowed_name(f"{module_name}.{name}")
-                    or _is_allowed(current if current is not _MISSING else value)
+                    or _is_allowed(current if current is not MISSING else value)
                     or not wanted(key)
                 ):
                     continue
@@ -1041,8 +972,8 @@ class GlobalsProbe:
         done: list[str] = []
         live = vars(module)
         for name in sorted(was.keys() | live.keys(), key=str):
-            value = was.get(name, _MISSING)
-            current = live.get(name, _MISSING)
+            value = was.get(name, MISSING)
+            current = live.get(name, MISSING)
             key = (module_name, name)
             if self._rebinding(module_name, name, value, current) is not None and wanted(key):
                 _put_attr(module, name, value)
@@ -1074,7 +1005,7 @@ def _read_names(
     try:
         return getter(namespace)
     except KeyError:  # a watched name was deleted: the same tuple, with a marker
-        return tuple(map(namespace.get, names, itertools.repeat(_MISSING)))
+        return tuple(map(namespace.get, names, itertools.repeat(MISSING)))
 
 
 def _read_environ() -> list[Any]:
@@ -1092,23 +1023,11 @@ def _part(last: Any, key: list[Any], read: Callable[[], Any]) -> _Part:
     return _Part(key, read())
 
 
-def _rebound(dotted: str, name: str, old: object, new: object) -> str:
-    if old is _MISSING:
-        return f"{dotted} added: {_describe(new, name)}"
-    if new is _MISSING:
-        return f"{dotted} deleted: was {_describe(old, name)}"
-    return f"{dotted} rebound: {_describe(old, name)} -> {_describe(new, name)}"
-
-
 def _put_attr(module: ModuleType, name: str, value: Any) -> None:
-    if value is _MISSING:
+    if value is MISSING:
         vars(module).pop(name, None)
     else:
         setattr(module, name, value)
-
-
-def _describe_path(path: str | None) -> str:
-    return "(removed)" if path is None else _shorten(redact(path))
 
 
 def _diff_modules(was: dict[str, Any], now: dict[str, Any], invocation: int) -> list[Resource]:
@@ -1117,7 +1036,7 @@ def _diff_modules(was: dict[str, Any], now: dict[str, Any], invocation: int) -> 
         old = was.get(name)
         if old is None or old is module:
             continue  # a new import (or a removed entry): normal
-        detail = f"sys.modules[{name!r}] replaced: {_describe(old)} -> {_describe(module)}"
+        detail = f"sys.modules[{name!r}] replaced: {describe(old)} -> {describe(module)}"
         out.append(_change(MODULES_ENTRY, (MODULES_ENTRY, name), detail, invocation))
     return out
 
@@ -1128,7 +1047,7 @@ def _diff_path(was: tuple[str, ...], now: tuple[str, ...], invocation: int) -> l
     lost = collections.Counter(was) - collections.Counter(now)
     for verb, entries in (("added", gained), ("removed", lost)):
         for entry, count in entries.items():
-            detail = f"{_describe(entry)} {verb}"
+            detail = f"{describe(entry)} {verb}"
             res = _change(PATH_ENTRY, (PATH_ENTRY, str(entry)), detail, invocation)
             out += [res] * count
     if not out and was != now:
@@ -1170,11 +1089,11 @@ def _diff_logging(
         key = (LOGGING_HANDLER, name)
         for handler in handlers:
             if id(handler) not in old_ids:
-                detail = f"{_describe_handler(handler)} added to {_describe_logger(name)}"
+                detail = f"{describe_handler(handler)} added to {describe_logger(name)}"
                 out.append(_change(LOGGING_HANDLER, key, detail, invocation))
         for handler in old:
             if id(handler) not in new_ids:
-                detail = f"{_describe_handler(handler)} removed from {_describe_logger(name)}"
+                detail = f"{describe_handler(handler)} removed from {describe_logger(name)}"
                 out.append(_change(LOGGING_HANDLER, key, detail, invocation))
     return out
 
@@ -1209,8 +1128,8 @@ def _restore_logging(
             if id(handler) not in used_before:
                 handler.close()
             done.append(
-                f"{LOGGING_HANDLER} {_describe_handler(handler)} removed from "
-                f"{_describe_logger(logger.name)}"
+                f"{LOGGING_HANDLER} {describe_handler(handler)} removed from "
+                f"{describe_logger(logger.name)}"
             )
     return done
 
