@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safehandler.policy import LeakTracker
+from safehandler.probes import _rotation
 from safehandler.probes import globals as globals_probe
 from safehandler.probes.globals import (
     COMMON_STDLIB,
@@ -150,7 +151,8 @@ def test_changes_to_one_attribute_form_one_group_whatever_the_detail(handler) ->
 
 def test_the_plain_python_reading_finds_the_same(handler, monkeypatch) -> None:
     """Where gc.get_referents does not list a container's values (not CPython)."""
-    monkeypatch.setattr(globals_probe, "_referents", globals_probe._py_referents)
+    monkeypatch.setattr(globals_probe, "referents", _rotation._py_referents)
+    monkeypatch.setattr(_rotation, "referents", _rotation._py_referents)
     probe = GlobalsProbe([MODULE])
     assert probe.snapshot() is probe.snapshot()
 
@@ -761,8 +763,8 @@ def test_each_snapshot_reads_a_slice_of_about_an_eighth(handler) -> None:
     whole.snapshot()
     rotating = GlobalsProbe([MODULE], every=8)
     rotating.snapshot()
-    [everything] = whole._slices
-    slices = rotating._slices
+    [everything] = whole._rotation.slices
+    slices = rotating._rotation.slices
     assert len(slices) == 8
     # a partition: every source and reader in exactly one slice
     assert sorted(map(id, everything.sources)) == sorted(
@@ -770,7 +772,7 @@ def test_each_snapshot_reads_a_slice_of_about_an_eighth(handler) -> None:
     )
     assert len(everything.readers) == sum(len(part.readers) for part in slices)
     entries = [len(part.read()[0]) for part in slices]
-    largest = max(len(globals_probe._referents(source)) for source in everything.sources)
+    largest = max(len(_rotation.referents(source)) for source in everything.sources)
     assert max(entries) <= max(largest, len(everything.read()[0]) / 4), entries
 
 

@@ -37,7 +37,6 @@ import builtins
 import collections
 import fnmatch
 import functools
-import gc
 import itertools
 import logging
 import operator
@@ -65,6 +64,7 @@ from ._describe import (
     rebound,
     signal_name,
 )
+from ._rotation import Rotation, referents
 
 __all__ = [
     "COMMON_STDLIB",
@@ -242,31 +242,6 @@ def _ours(value: object) -> bool:
 # -- reading the state ------------------------------------------------------------------
 
 
-def _py_referents(*objs: Any) -> list[Any]:
-    out: list[Any] = []
-    for obj in objs:
-        if isinstance(obj, dict):
-            out += obj.values()
-            out += obj
-        else:
-            out += obj
-    return out
-
-
-def _gc_referents_work() -> bool:
-    # CPython visits a dict's values (and its keys unless all are strings) and a list's
-    # items. Elsewhere, use the plain version.
-    marker = object()
-    try:
-        return all(
-            gc.get_referents(container).count(marker) == 1
-            for container in ({"k": marker}, {b"k": marker}, [marker])
-        )
-    except Exception:  # noqa: BLE001 - any surprise means: do not rely on it
-        return False
-
-
-_referents: Callable[..., list[Any]] = gc.get_referents if _gc_referents_work() else _py_referents
 # the C function: signal.getsignal wraps it in Python to return enums
 _getsignal: Callable[[int], Any] = getattr(signal, "_signal", signal).getsignal
 _ncallbacks: Callable[[], int | None] = getattr(atexit, "_ncallbacks", lambda: None)
@@ -371,16 +346,6 @@ class _Part(NamedTuple):
     data: Any  # the copy diff() and restore() read
 
 
-class _Slice(NamedTuple):
-    """A share of the shared state, checked on its turn of the rotation."""
-
-    sources: tuple[Any, ...]  # dicts and lists, read in one gc.get_referents call
-    readers: tuple[Callable[[], Any], ...]  # live reads: sys.path, os.environ, cwd, ...
-
-    def read(self) -> tuple[Any, ...]:
-        return (_referents(*self.sources), *[read() for read in self.readers])
-
-
 class _Handler(NamedTuple):
     modules: dict[str, ModuleType]
     namespaces: dict[str, dict[str, Any]]  # copies
@@ -472,8 +437,7 @@ class GlobalsProbe:
         self.every = every
         self._last: _Snapshot | None = None
         self._taken = 0  # snapshots taken
-        self._slices: tuple[_Slice, ...] = ()
-        self._planned_for: tuple[Any, ...] = ()  # the layout the slices were dealt for
+        self._rotation = Rotation(every)  # the shared state, a slice per snapshot
         # (module, attribute) of an allowed container -> (last invocation it grew, streak)
         self._streaks: dict[tuple[str, str], tuple[int, int]] = {}
         self._signals = _catchable_signals()
@@ -542,38 +506,25 @@ class GlobalsProbe:
             and not any(part.startswith("_") for part in parts)
         )
 
-    def _plan_slices(self) -> tuple[_Slice, ...]:
-        """Deal the shared state into ``every`` slices of about equal cost (largest first)."""
-        # Costs in namespace entries (about 5 ns each); a read by name costs about 12 ns, a
-        # system call about 500 ns.
-        items: list[tuple[int, Any, Callable[[], Any] | None]] = [
-            (len(source), source, None)
-            for source in (vars(builtins), *self._dense, sys.modules, *self._log_sources)
+    def _deal_shared_state(self) -> None:
+        """Share the shared state out into the rotation's slices, when its layout changed."""
+        # (the slices hold the old logging sources: their ids cannot be reused meanwhile)
+        layout = (len(self._dense), len(self._sparse), *map(id, self._log_sources))
+        sources = (vars(builtins), *self._dense, sys.modules, *self._log_sources)
+        # costs in container entries (about 5 ns each): a system call is about 100 of them, a
+        # signal handler read 6, a stdlib attribute read by name 3
+        readers: list[tuple[int, Callable[[], Any]]] = [
+            (len(os.environ), _read_environ),
+            (len(sys.path), _read_path),
+            (100, _getcwd),
+            (6 * len(self._signals), self._read_signals),
+            (10, _ncallbacks),
         ]
-        items += [
-            (len(os.environ), None, _read_environ),
-            (len(sys.path), None, _read_path),
-            (100, None, _getcwd),
-            (6 * len(self._signals), None, self._read_signals),
-            (10, None, _ncallbacks),
-        ]
-        items += [
-            (3 * len(names), None, functools.partial(_read_names, namespace, getter, names))
+        readers += [
+            (3 * len(names), functools.partial(_read_names, namespace, getter, names))
             for namespace, getter, names in self._sparse
         ]
-        items.sort(key=operator.itemgetter(0), reverse=True)
-        count = max(1, min(self.every, len(items)))
-        loads = [0] * count
-        sources: list[list[Any]] = [[] for _ in range(count)]
-        readers: list[list[Callable[[], Any]]] = [[] for _ in range(count)]
-        for cost, source, reader in items:
-            lightest = loads.index(min(loads))
-            loads[lightest] += cost
-            if reader is None:
-                sources[lightest].append(source)
-            else:
-                readers[lightest].append(reader)
-        return tuple(_Slice(tuple(s), tuple(r)) for s, r in zip(sources, readers, strict=True))
+        self._rotation.deal(layout, sources, readers)
 
     def _read_signals(self) -> tuple[Any, ...]:
         return tuple(map(_getsignal, self._signals))
@@ -587,16 +538,15 @@ class GlobalsProbe:
         self._taken += 1
         last = self._last
         if last is not None:
-            turn = self._taken % len(self._slices)
             try:
                 # `==` passes identical values without calling their __eq__; a value rebound
                 # to an equal one (an equal int, an empty list for an empty list) passes too,
                 # and is seen with the next change, which compares identities (_refresh).
                 if (
-                    _referents(*self._handler_dicts) == last.values
+                    referents(*self._handler_dicts) == last.values
                     and tuple(map(len, self._containers)) == last.lens
                     and (not self.deep or tuple(map(_fingerprint, self._containers)) == last.prints)
-                    and self._slices[turn].read() == last.slices[turn]
+                    and self._rotation.unchanged(last.slices)
                 ):
                     return last
             except Exception:  # noqa: BLE001,S110 - a value whose __eq__ raises has changed
@@ -659,8 +609,8 @@ class GlobalsProbe:
     # -- building a token (only when something moved) ----------------------------------
 
     def _refresh(self, last: _Snapshot | None) -> _Snapshot:
-        modules = _part(last and last.modules, _referents(sys.modules), self._read_modules)
-        values = _referents(*self._handler_dicts)
+        modules = _part(last and last.modules, referents(sys.modules), self._read_modules)
+        values = referents(*self._handler_dicts)
         if (
             last is not None
             and _identical(values, last.values)
@@ -674,38 +624,33 @@ class GlobalsProbe:
             lens = tuple(handler.lens.values())  # in the order of self._containers
             prints = tuple(handler.prints.values())
         builtins_part = _part(
-            last and last.builtins, _referents(vars(builtins)), lambda: dict(vars(builtins))
+            last and last.builtins, referents(vars(builtins)), lambda: dict(vars(builtins))
         )
         stdlib = _part(
             last and last.stdlib,
-            [*_referents(*self._dense), *self._read_sparse()],
+            [*referents(*self._dense), *self._read_sparse()],
             self._read_stdlib,
         )
         logging_part = _part(
             last and self._log_sources and last.logging,
-            _referents(*self._log_sources),
+            referents(*self._log_sources),
             self._read_logging,
         )
         if logging_part is not (last and last.logging):  # sources changed: key them anew
-            logging_part = _Part(_referents(*self._log_sources), logging_part.data)
+            logging_part = _Part(referents(*self._log_sources), logging_part.data)
         path_list = sys.path
         path = _part(
             last and last.path.data[0] is path_list and last.path,
-            _referents(path_list),
+            referents(path_list),
             lambda: (path_list, tuple(path_list)),
         )
-        environ = _part(
-            last and last.environ, _referents(_environ_data()), lambda: dict(os.environ)
-        )
-        # (the slices hold the old logging sources: their ids cannot be reused meanwhile)
-        layout = (len(self._dense), len(self._sparse), *map(id, self._log_sources))
-        if layout != self._planned_for:  # new stdlib modules or loggers: deal the slices anew
-            self._slices, self._planned_for = self._plan_slices(), layout
+        environ = _part(last and last.environ, referents(_environ_data()), lambda: dict(os.environ))
+        self._deal_shared_state()
         return _Snapshot(
             values=values,
             lens=lens,
             prints=prints,
-            slices=tuple(part.read() for part in self._slices),
+            slices=self._rotation.read_all(),
             taken=self._taken,
             cwd=_getcwd(),
             signals=tuple(map(_getsignal, self._signals)),
@@ -1009,11 +954,11 @@ def _read_names(
 
 
 def _read_environ() -> list[Any]:
-    return _referents(_environ_data())
+    return referents(_environ_data())
 
 
 def _read_path() -> list[Any]:
-    return _referents(sys.path)
+    return referents(sys.path)
 
 
 def _part(last: Any, key: list[Any], read: Callable[[], Any]) -> _Part:
