@@ -15,7 +15,7 @@ import sysconfig
 import threading
 import time
 import weakref
-from types import CodeType, FrameType
+from types import FrameType
 from typing import Any, Literal, NamedTuple
 
 __all__ = ["Creation", "Site", "capture_site", "is_user_code", "recorder"]
@@ -82,13 +82,29 @@ def is_user_code(filename: str) -> bool:
     return not filename.startswith(_LIBRARY_PREFIXES)
 
 
-def _qualname(code: CodeType) -> str:
-    return getattr(code, "co_qualname", code.co_name)
+def _qualname(frame: FrameType) -> str:
+    code = frame.f_code
+    qualname: str | None = getattr(code, "co_qualname", None)  # Python 3.11+
+    return qualname if qualname is not None else _method_qualname(frame) or code.co_name
 
 
-def _function_name(code: CodeType) -> str:
+def _method_qualname(frame: FrameType) -> str | None:
+    """Before 3.11 a code object knows its name, not its class: find the class whose method it
+    is through the ``self`` or ``cls`` it was called with ("ThreadPoolExecutor.submit")."""
+    code = frame.f_code
+    if not code.co_argcount or code.co_varnames[0] not in ("self", "cls"):
+        return None
+    first = frame.f_locals.get(code.co_varnames[0])
+    for klass in getattr(first if isinstance(first, type) else type(first), "__mro__", ()):
+        member = vars(klass).get(code.co_name)
+        if getattr(getattr(member, "__func__", member), "__code__", None) is code:
+            return f"{klass.__qualname__}.{code.co_name}"
+    return None
+
+
+def _function_name(frame: FrameType) -> str:
     # "test_x.<locals>.handler" reads worse than "handler"; "Handler.handle" stays.
-    return _qualname(code).rpartition("<locals>.")[2]
+    return _qualname(frame).rpartition("<locals>.")[2]
 
 
 def capture_site(frame: FrameType | None) -> Site | None:
@@ -101,8 +117,8 @@ def capture_site(frame: FrameType | None) -> Site | None:
             via = None
             if callee is not None:
                 module = callee.f_globals.get("__name__", "?")
-                via = f"{module}.{_qualname(callee.f_code)}"
-            function = _function_name(frame.f_code)
+                via = f"{module}.{_qualname(callee)}"
+            function = _function_name(frame)
             return Site(filename, frame.f_lineno, function, via, _user_caller(frame.f_back))
         if not filename.startswith(_PACKAGE_DIR):
             innermost = innermost or frame
@@ -111,7 +127,7 @@ def capture_site(frame: FrameType | None) -> Site | None:
     if innermost is None:
         return None
     # Only library frames: name the innermost one rather than nothing.
-    return Site(innermost.f_code.co_filename, innermost.f_lineno, _function_name(innermost.f_code))
+    return Site(innermost.f_code.co_filename, innermost.f_lineno, _function_name(innermost))
 
 
 def _user_caller(frame: FrameType | None) -> tuple[str, int, str] | None:
@@ -123,7 +139,7 @@ def _user_caller(frame: FrameType | None) -> tuple[str, int, str] | None:
         if filename.startswith(_PACKAGE_DIR):
             return outermost
         if is_user_code(filename):
-            outermost = (filename, frame.f_lineno, _function_name(frame.f_code))
+            outermost = (filename, frame.f_lineno, _function_name(frame))
         frame = frame.f_back
     return None
 

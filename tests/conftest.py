@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import safehandler
 from safehandler.guard import engine_of
@@ -11,6 +12,11 @@ from safehandler.report import Finding
 from safehandler.testing import FakeLambdaContext
 
 pytest_plugins = ["pytester"]
+
+# The first draw of st.characters() builds Hypothesis's Unicode table (about a second on a
+# fresh checkout, more on Python 3.10): the slow-generation check would fail on it, not on us.
+settings.register_profile("safehandler", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("safehandler")
 
 
 class Guarded:

@@ -74,3 +74,25 @@ def test_recording_is_scoped_to_begin_and_end(tmp_path: Path) -> None:
     assert creation.site is not None
     assert creation.site.lineno == line_of("recorded-open")
     assert recorder.events == []
+
+
+class _Base:
+    def where(self) -> object:
+        return sys._getframe()
+
+    @classmethod
+    def where_cls(cls) -> object:
+        return sys._getframe()
+
+
+class _Derived(_Base):
+    pass
+
+
+def test_before_311_a_method_is_named_by_the_class_that_defines_it() -> None:
+    """Python 3.10 code objects have no co_qualname: the class is found through self or cls."""
+    from safehandler.sites import _method_qualname
+
+    assert _method_qualname(_Derived().where()) == "_Base.where"  # type: ignore[arg-type]
+    assert _method_qualname(_Derived.where_cls()) == "_Base.where_cls"  # type: ignore[arg-type]
+    assert _method_qualname(sys._getframe()) is None  # a plain function
