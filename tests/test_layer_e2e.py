@@ -163,16 +163,29 @@ def recycles(api: LocalRuntimeAPI) -> list[tuple[int, float]]:
     return out
 
 
+def first_failure(api: LocalRuntimeAPI, runtimes: list[RuntimeProcess]) -> int:
+    """The first invocation that did not succeed, however the unguarded runtime fails: every
+    later invocation fails with EMFILE (awslambdaric on Python 3.10 to 3.12), or the runtime
+    itself dies of it and the invocation in flight is lost (3.13, where formatting the error's
+    traceback imports tokenize, which needs an fd)."""
+    failed = [r.index for r in api.results if not r.ok]
+    if failed:
+        assert len(api.results) == INVOCATIONS
+        first = min(failed) + 1
+        assert len(failed) == INVOCATIONS - first + 1  # every invocation after the limit
+        return first
+    assert runtimes[-1].returncode not in (0, None)  # it died...
+    assert len(api.unanswered) == 1  # ...with the invocation that hit the limit
+    return len(api.results) + 1
+
+
 def test_without_safehandler_invocations_fail_near_1000(tmp_path: Path, peer: int) -> None:
-    api, _ = soak_runtime(task_root(tmp_path, LEAKY_APP), peer)
-    failed = [r for r in api.results if not r.ok]
-    assert len(api.results) == INVOCATIONS
-    first = min(r.index for r in failed) + 1
-    # ~8 fds belong to the runtime itself; every invocation after the limit fails
+    api, runtimes = soak_runtime(task_root(tmp_path, LEAKY_APP), peer)
+    first = first_failure(api, runtimes)
+    # ~8 fds belong to the runtime itself
     assert 1000 < first < LAMBDA_FDS
-    assert len(failed) == INVOCATIONS - first + 1
-    assert {r.error_type for r in failed} == {"OSError"}
-    print(f"\nwithout safehandler: {len(failed)} failed invocations, the first at {first}")
+    assert {r.error_type for r in api.results if not r.ok} <= {"OSError"}
+    print(f"\nwithout safehandler: invocation {first} is the first that failed")
 
 
 def test_with_the_layer_no_invocation_fails_and_the_runtime_is_recycled(
