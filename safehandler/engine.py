@@ -224,10 +224,10 @@ class Engine:
             before = token.before.get(name)
             if before is None:
                 continue
-            # The cheap path: nothing moved, nothing was created, nothing is held.
-            if counts.get(name) == before and not creations and not probe.holding:
-                continue
             after = counts.get(name)
+            # The cheap path: nothing moved, nothing was created, nothing is held.
+            if after == before and not creations and not probe.holding:
+                continue
             delta = self._safely(name, probe.diff, before, after, creations, self.invocation)
             if delta is not None:
                 added += delta.added
