@@ -744,6 +744,21 @@ def test_a_module_loaded_later_joins_the_rotation(handler, monkeypatch) -> None:
     ]
 
 
+def test_a_token_rebuilt_for_the_handler_alone_keeps_the_rotation_watching(
+    handler, monkeypatch
+) -> None:
+    """A leak in the handler's globals rebuilds the token without reading the slices again:
+    the ones it keeps must still see a monkeypatch made afterwards."""
+    probe = GlobalsProbe([MODULE], every=8)
+    first = probe.snapshot()
+    handler.ITEMS.append(1)
+    rebuilt = probe.snapshot()
+    assert rebuilt is not first
+    assert rebuilt.slices is first.slices  # nothing shared moved: not read again
+    added = rotate_until_seen(probe, lambda: monkeypatch.setattr(json, "dumps", fake_dumps))
+    assert [(res.noun, res.key) for res in added] == [("stdlib attribute", ("json", "dumps"))]
+
+
 def test_the_handlers_own_globals_are_checked_by_every_snapshot(handler) -> None:
     probe = GlobalsProbe([MODULE], every=8)
     for invocation in range(1, 10):

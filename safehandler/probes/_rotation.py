@@ -72,12 +72,12 @@ class Rotation:
         layout: Hashable,
         sources: Iterable[Any],
         readers: Iterable[tuple[int, Callable[[], Any]]],
-    ) -> None:
+    ) -> bool:
         """Share the state out anew, unless ``layout`` (what identifies the sources and
-        readers) is what it was. A source costs its length; a reader says its cost in the
-        same unit (a container entry, about 5 ns)."""
+        readers) is what it was; say whether it did. A source costs its length; a reader says
+        its cost in the same unit (a container entry, about 5 ns)."""
         if layout == self._dealt_for and self.slices:
-            return
+            return False
         items: list[tuple[int, Any, Callable[[], Any] | None]] = [
             (len(source), source, None) for source in sources
         ]
@@ -95,6 +95,7 @@ class Rotation:
                 dealt[lightest][1].append(reader)
         self.slices = tuple(Slice(tuple(s), tuple(r)) for s, r in dealt)
         self._dealt_for = layout
+        return True
 
     def read_all(self) -> tuple[Any, ...]:
         """Every slice's read: what later checks compare with."""

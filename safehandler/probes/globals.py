@@ -331,9 +331,6 @@ def _put_back(obj: Any, contents: Any) -> None:
         obj.update(contents)
 
 
-# -- describing -----------------------------------------------------------------------
-
-
 # -- the token ----------------------------------------------------------------------------
 
 
@@ -434,7 +431,6 @@ class GlobalsProbe:
         self._allow = re.compile("|".join(patterns)).match if patterns else None
         self.deep = deep
         self.allowed_growth_after = allowed_growth_after
-        self.every = every
         self._last: _Snapshot | None = None
         self._taken = 0  # snapshots taken
         self._rotation = Rotation(every)  # the shared state, a slice per snapshot
@@ -506,8 +502,9 @@ class GlobalsProbe:
             and not any(part.startswith("_") for part in parts)
         )
 
-    def _deal_shared_state(self) -> None:
-        """Share the shared state out into the rotation's slices, when its layout changed."""
+    def _deal_shared_state(self) -> bool:
+        """Share the shared state out into the rotation's slices, when its layout changed;
+        say whether it did."""
         # (the slices hold the old logging sources: their ids cannot be reused meanwhile)
         layout = (len(self._dense), len(self._sparse), *map(id, self._log_sources))
         sources = (vars(builtins), *self._dense, sys.modules, *self._log_sources)
@@ -524,10 +521,15 @@ class GlobalsProbe:
             (3 * len(names), functools.partial(_read_names, namespace, getter, names))
             for namespace, getter, names in self._sparse
         ]
-        self._rotation.deal(layout, sources, readers)
+        return self._rotation.deal(layout, sources, readers)
 
     def _read_signals(self) -> tuple[Any, ...]:
         return tuple(map(_getsignal, self._signals))
+
+    @property
+    def every(self) -> int:
+        """Snapshots over which the shared state comes round once."""
+        return self._rotation.every
 
     def _is_allowed_name(self, dotted: str) -> bool:
         return self._allow is not None and self._allow(dotted) is not None
@@ -645,15 +647,15 @@ class GlobalsProbe:
             lambda: (path_list, tuple(path_list)),
         )
         environ = _part(last and last.environ, referents(_environ_data()), lambda: dict(os.environ))
-        self._deal_shared_state()
-        return _Snapshot(
+        dealt = self._deal_shared_state()
+        token = _Snapshot(
             values=values,
             lens=lens,
             prints=prints,
-            slices=self._rotation.read_all(),
+            slices=(),
             taken=self._taken,
             cwd=_getcwd(),
-            signals=tuple(map(_getsignal, self._signals)),
+            signals=self._read_signals(),
             atexit=_ncallbacks(),
             handler=handler,
             builtins=builtins_part,
@@ -663,6 +665,11 @@ class GlobalsProbe:
             path=path,
             environ=environ,
         )
+        # The parts above read the whole shared state: when none of it moved (a leak in the
+        # handler's own globals), the slices read as before, and are not read again.
+        if last is not None and not dealt and _shared_state_unmoved(last, token):
+            return token._replace(slices=last.slices)
+        return token._replace(slices=self._rotation.read_all())
 
     def _read_modules(self) -> dict[str, Any]:
         self._resolve()  # imports: the handler's modules, new stdlib modules
@@ -959,6 +966,18 @@ def _read_environ() -> list[Any]:
 
 def _read_path() -> list[Any]:
     return referents(sys.path)
+
+
+_shared_parts = operator.attrgetter("builtins", "stdlib", "modules", "logging", "path", "environ")
+_small_reads = operator.attrgetter("cwd", "signals", "atexit")
+
+
+def _shared_state_unmoved(last: _Snapshot, token: _Snapshot) -> bool:
+    """Every shared part is the previous token's own (its key did not move), and the reads
+    kept whole in the token are equal."""
+    return all(map(operator.is_, _shared_parts(token), _shared_parts(last))) and (
+        _small_reads(token) == _small_reads(last)
+    )
 
 
 def _part(last: Any, key: list[Any], read: Callable[[], Any]) -> _Part:
