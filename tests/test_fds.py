@@ -11,6 +11,7 @@ import pytest
 
 from safehandler.probes.fds import count_fds, fd_table
 
+from ._fork import in_forked_child
 from ._lines import line_of
 
 HERE = os.path.relpath(__file__)
@@ -42,16 +43,12 @@ def test_count_matches_the_fd_table() -> None:
 
 def test_a_forked_child_counts_its_own_fds() -> None:
     """The counter holds /proc/self/fd open, and "self" was the parent: a child reopens it."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: open three more, report both ways of counting, exit at once
+
+    def measure() -> list[int]:  # the child: open three more, count both ways
         extra = [os.open(os.devnull, os.O_RDONLY) for _ in range(3)]
-        os.write(write_end, f"{count_fds()} {len(fd_table())} {len(extra)}".encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as report:
-        counted, listed, extra = map(int, report.read().split())
-    os.waitpid(pid, 0)
+        return [count_fds(), len(fd_table()), len(extra)]
+
+    counted, listed, extra = in_forked_child(measure)
     assert counted == listed
     assert counted >= extra + 3  # stdin, stdout, stderr at least
     assert count_fds() == len(fd_table())  # and the parent still counts its own

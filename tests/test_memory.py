@@ -9,6 +9,8 @@ import psutil
 
 from safehandler.probes.memory import MemoryProbe, memory_limit_bytes
 
+from ._fork import in_forked_child
+
 
 def test_rss_matches_psutil() -> None:
     ours, theirs = MemoryProbe().snapshot(), psutil.Process().memory_info().rss
@@ -18,17 +20,13 @@ def test_rss_matches_psutil() -> None:
 def test_a_forked_child_reads_its_own_rss() -> None:
     """The statm descriptor is opened once, and "self" was the parent: a child reopens it."""
     probe = MemoryProbe()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: touch 64 MiB more than the parent has, report, exit at once
+
+    def measure() -> list[int]:  # the child: touch 64 MiB more than the parent has
         block = mmap.mmap(-1, 64 << 20)
         block.write(b"x" * (64 << 20))
-        os.write(write_end, f"{probe.snapshot()} {psutil.Process().memory_info().rss}".encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as report:
-        child_rss, child_psutil = map(int, report.read().split())
-    os.waitpid(pid, 0)
+        return [probe.snapshot(), psutil.Process().memory_info().rss]
+
+    child_rss, child_psutil = in_forked_child(measure)
     assert abs(child_rss - child_psutil) < 4 << 20
     assert child_rss > probe.snapshot() + (48 << 20)  # not the parent's
 
