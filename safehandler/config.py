@@ -242,7 +242,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 _BY_FIELD = {setting.field: setting for setting in SETTINGS}
-_NAME_SETS = frozenset({"probes", "allow_globals", "allow_threads"})
+# the settings that are sets of names: built from any collection of them
+_NAME_SETS = frozenset(setting.field for setting in SETTINGS if setting.parse is _parse_names)
 
 
 def _reject_unknown(names: Iterable[str]) -> None:
