@@ -214,7 +214,8 @@ def guard_run(module: ModuleType, name: str, kinds: tuple[str, ...], maximum: in
     engine = engine_of(handler)
     assert engine is not None
     collected: list[Any] = []
-    engine.sink = collected.append
+    observing = engine.observe(lambda invocation: collected.extend(invocation.findings), quiet=True)
+    observing.__enter__()
     start = time.perf_counter()
     invocations = 0
     for n in range(1, maximum + 1):

@@ -227,7 +227,7 @@ def worker(shape: str, args: argparse.Namespace) -> dict[str, Any]:
             thread.start()
     context = FakeLambdaContext(timeout_s=3600)
     calls, leak_calls = args.calls, args.leak_calls
-    from safehandler.config import PROBE_NAMES
+    from safehandler.policy import PROBE_NAMES
 
     no_globals = [name for name in PROBE_NAMES if name != "globals"]
     steady_handlers = {

@@ -44,7 +44,7 @@ from typing import Any
 
 import _common
 
-from safehandler.runtime_api import LocalRuntimeAPI, run_runtime
+from safehandler.testing.runtime_api import LocalRuntimeAPI, run_runtime
 
 WRAPPER = Path(_common.ROOT) / "safehandler" / "exec_wrapper.sh"
 RECYCLE_FDS = 256
@@ -154,7 +154,7 @@ def gaps(results: list[Any]) -> tuple[list[float], list[tuple[int, float]]]:
 
 def variants() -> list[tuple[str, str, Path | None, dict[str, str]]]:
     """(key, label, exec wrapper, extra environment) of the throughput runs."""
-    from safehandler.config import PROBE_NAMES
+    from safehandler.policy import PROBE_NAMES
 
     no_globals = ",".join(p for p in PROBE_NAMES if p != "globals")
     return [

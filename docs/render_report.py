@@ -18,8 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from safehandler.html_report import render_html
 from safehandler.testing import LAMBDA_FD_LIMIT, load_handler, soak
+from safehandler.testing.html_report import render_html
 
 DOCS = Path(__file__).resolve().parent
 TARGET = "examples/leaky_sqlite.py:handler"

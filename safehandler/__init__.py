@@ -6,11 +6,12 @@ every import.
 
 from __future__ import annotations
 
-from .config import Policy
+from ._records import Finding
 from .errors import (
     ConfigError,
     GlobalMutationError,
     LeakedConnectionError,
+    LeakedProcessError,
     LeakedThreadError,
     LeakError,
     MemoryGrowthError,
@@ -19,8 +20,8 @@ from .errors import (
     UnclosedSocketError,
 )
 from .guard import guard
+from .policy import Policy
 from .probes.globals import allow_global
-from .report import Finding
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "GlobalMutationError",
     "LeakError",
     "LeakedConnectionError",
+    "LeakedProcessError",
     "LeakedThreadError",
     "MemoryGrowthError",
     "Policy",

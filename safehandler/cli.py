@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .config import settings_table
+from ._health_state import read_state, state_path
 from .errors import ConfigError
-from .health import read_state, state_path
 from .layer import ARCHES, PYTHONS, build_layer
+from .policy import settings_table
 from .testing import (
     DEFAULT_INVOCATIONS,
     LAMBDA_FD_LIMIT,
@@ -179,7 +179,7 @@ def _run_soak(args: argparse.Namespace) -> SoakReport:
 
 
 def _html(report: SoakReport, args: argparse.Namespace) -> str:
-    from .html_report import render_html
+    from .testing.html_report import render_html
 
     return render_html(
         report,

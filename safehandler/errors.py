@@ -10,16 +10,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .report import Finding
+    from ._records import Finding
 
 __all__ = [
     "ConfigError",
     "GlobalMutationError",
     "LeakError",
     "LeakedConnectionError",
+    "LeakedProcessError",
     "LeakedThreadError",
     "MemoryGrowthError",
     "SafeHandlerError",
+    "TargetError",
     "UnclosedFdError",
     "UnclosedSocketError",
 ]
@@ -31,6 +33,10 @@ class SafeHandlerError(Exception):
 
 class ConfigError(SafeHandlerError, ValueError):
     """A setting (decorator argument or ``SAFEHANDLER_*`` variable) is out of range."""
+
+
+class TargetError(SafeHandlerError):
+    """The handler to soak cannot be found or loaded, or its events cannot be read."""
 
 
 class LeakError(SafeHandlerError, AssertionError):
@@ -59,6 +65,10 @@ class LeakedConnectionError(LeakError):
 
 class LeakedThreadError(LeakError):
     kind = "thread"
+
+
+class LeakedProcessError(LeakError):
+    kind = "process"
 
 
 class GlobalMutationError(LeakError):

@@ -6,9 +6,9 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from .config import Policy
-from .engine import Engine
+from ._engine import Engine
 from .errors import ConfigError, error_for
+from .policy import Policy
 
 __all__ = ["engine_of", "guard"]
 

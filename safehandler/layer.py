@@ -42,11 +42,23 @@ def build_layer(
     with tempfile.TemporaryDirectory(prefix="safehandler-layer-") as scratch:
         site = Path(scratch) / "python"
         _install_dependencies(site, ARCHES[arch], python)
-        shutil.copytree(
-            _PACKAGE, site / "safehandler", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
+        shutil.copytree(_PACKAGE, site / "safehandler", ignore=_not_shipped)
         _zip(Path(scratch), target)
     return target
+
+
+# Test tooling and the faces of the package (CLI, plugin, this builder) stay out of the layer:
+# production imports none of them, and the import-graph test keeps it so.
+_FACES = frozenset(
+    {"testing", "cli.py", "pytest_plugin.py", "layer.py", "__main__.py", "strategies.py"}
+)
+
+
+def _not_shipped(directory: str, names: list[str]) -> set[str]:
+    skipped = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
+    if Path(directory) == _PACKAGE:
+        skipped |= _FACES & set(names)
+    return skipped
 
 
 def _install_dependencies(site: Path, platform: str, python: str) -> None:

@@ -1,253 +1,400 @@
-"""Judgement: which retained resources are leaks, when memory grows, when to call it unhealthy.
+"""The settings: what safehandler watches, how long it tolerates growth, and what it does.
 
-Retained is not leaked. What exists after init is baseline. A resource created by an invocation
-and still open at its end is *retained*: a module-level connection opened lazily on the first
-call is retained once and reused, which is what Lambda recommends. A *leak* is growth: a
-creation site whose count of open resources reaches a new high in invocation after invocation.
-A site is reported once it has grown in ``leak_after`` invocations, and again each time its
-count doubles, so a steady leak is one log line per doubling, not one per invocation.
-Some resources are findings at once (``Resource.immediate``): a thread or child process alive
-after its invocation, which the frozen environment resumes inside a later one, and global state
-that is not the handler's to change (``json.dumps``, ``os.environ``).
+``Policy`` is immutable and built from keywords. ``Policy.from_env()`` reads ``SAFEHANDLER_*``
+variables; the precedence is argument > environment > default. Every value is checked when the
+policy is built (at import or decoration time), and a bad one raises ``ConfigError`` naming the
+setting, the value and the accepted range.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Hashable, Iterable
-from typing import NamedTuple
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, NamedTuple, cast
 
-from .report import Finding, Resource
-from .sites import Site
+from . import _constants as env
+from .errors import ConfigError
 
-__all__ = ["Health", "LeakTracker", "MemoryTrend", "judge_health"]
+__all__ = ["PROBE_NAMES", "SETTINGS", "Policy", "Setting"]
 
-_GREW_AT_KEPT = 1000
+Mode = Literal["report", "strict", "off"]
+DbCleanup = Literal["off", "leaks", "all"]
+Recycle = Literal["auto", "off"]
+Isolation = Literal["report", "restore"]
+MODES: tuple[Mode, ...] = ("report", "strict", "off")
+PROBE_NAMES = ("fds", "threads", "processes", "db", "globals", "memory")
+DB_CLEANUPS: tuple[DbCleanup, ...] = ("off", "leaks", "all")
+RECYCLES: tuple[Recycle, ...] = ("auto", "off")
+ISOLATIONS: tuple[Isolation, ...] = ("report", "restore")
 
 
-class _SiteState:
-    __slots__ = (
-        "cleaned",
-        "first_invocation",
-        "grew_at",
-        "grew_in",
-        "high",
-        "live",
-        "reported_live",
-        "sample",
+class Setting(NamedTuple):
+    """One row of the settings table: the field, its variable, its range and what it means."""
+
+    field: str
+    env: str
+    default: Any
+    accepted: str
+    parse: Callable[[str], Any]
+    check: Callable[[Any], bool]
+    meaning: str
+
+
+def _parse_int(text: str) -> int:
+    return int(text.strip())
+
+
+def _parse_float(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _parse_optional_int(text: str) -> int | None:
+    return None if text.strip().lower() in ("", "auto") else _parse_int(text)
+
+
+def _patterns(value: object) -> bool:
+    return isinstance(value, frozenset) and all(
+        isinstance(p, str) and p and not any(c.isspace() for c in p) for p in value
     )
 
-    def __init__(self, sample: Resource, first_invocation: int) -> None:
-        self.sample = sample  # kind, noun, site and detail of the group
-        self.first_invocation = first_invocation
-        self.live = 0
-        self.high = 0  # the highest live count seen
-        self.grew_in = 0  # invocations in which the live count reached a new high
-        self.reported_live = 0  # total (live + cleaned) at the last report
-        self.cleaned = 0  # closed by safehandler's cleanup: still left open by the handler
-        self.grew_at: list[int] = []  # the first invocations that grew it
 
-    @property
-    def total(self) -> int:
-        return self.live + self.cleaned
+def _parse_names(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
-class LeakTracker:
-    """Live counts per creation site, and the growth rule that turns them into findings."""
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-    def __init__(self, leak_after: int, *, every_growth: bool = False, warmup: int = 0) -> None:
-        self.leak_after = leak_after
-        # strict: once a site is a leak, every invocation that grows it is reported again
-        self.every_growth = every_growth
-        # growth in the first ``warmup`` invocations is initialisation (threads excepted)
-        self.warmup = warmup
-        self.sites: dict[Hashable, _SiteState] = {}
 
-    def observe(
-        self, invocation: int, added: Iterable[Resource], removed: Iterable[Resource]
-    ) -> list[Finding]:
-        for res in removed:
-            state = self.sites.get(res.group)
-            if state is not None:
-                state.live = max(0, state.live - 1)
-        touched: dict[Hashable, _SiteState] = {}
-        for res in added:
-            state = self.sites.get(res.group)
-            if state is None:
-                state = self.sites[res.group] = _SiteState(res, invocation)
-            state.live += 1
-            state.sample = res  # the latest detail is the most telling
-            touched[res.group] = state
-        findings = []
-        for state in touched.values():
-            if state.live <= state.high:
-                continue  # replaced what it closed: reuse, not growth
-            state.high = state.live
-            if invocation <= self.warmup and not state.sample.immediate:
-                continue
-            state.grew_in += 1
-            if len(state.grew_at) < _GREW_AT_KEPT:
-                state.grew_at.append(invocation)
-            if self._due(state):
-                state.reported_live = state.total
-                findings.append(self._finding(state, invocation))
-        return findings
+def _int_in(low: int, high: int) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
-    def cleaned(self, resources: Iterable[Resource]) -> None:
-        """safehandler closed these: gone, yet the handler left them open (still growth)."""
-        for res in resources:
-            state = self.sites.get(res.group)
-            if state is not None:
-                state.live = max(0, state.live - 1)
-                state.high = max(0, state.high - 1)
-                state.cleaned += 1
 
-    def _due(self, state: _SiteState) -> bool:
-        needed = 1 if state.sample.immediate else self.leak_after
-        if state.grew_in < needed:
-            return False
-        if self.every_growth or state.reported_live == 0:
-            return True
-        return state.total >= 2 * state.reported_live
+def _fraction(value: object) -> bool:
+    return _is_number(value) and 0 < cast("float", value) <= 1
 
-    @staticmethod
-    def _finding(state: _SiteState, invocation: int) -> Finding:
-        res = state.sample
-        detail = res.detail
-        if state.cleaned:
-            detail += f" (safehandler cleaned up {state.cleaned:,} of them)"
-        return Finding(
-            group=res.group,
-            kind=res.kind,
-            count=state.total,
-            site=res.site,
-            first_invocation=state.first_invocation,
-            detail=detail,
-            noun=res.noun,
-            invocation=invocation,
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "mode",
+        env.MODE,
+        "report",
+        "report, strict or off",
+        str.strip,
+        lambda v: v in MODES,
+        "report: log each finding once as a JSON line; strict: raise the matching LeakError "
+        "(tests, soaks); off: call the handler and nothing else",
+    ),
+    Setting(
+        "leak_after",
+        env.LEAK_AFTER,
+        2,
+        "an integer in [1, 1000000]",
+        _parse_int,
+        _int_in(1, 1_000_000),
+        "a creation site is reported once it has retained new resources in this many "
+        "invocations (1: the first retention; 2: lazy initialisation is not a leak)",
+    ),
+    Setting(
+        "warmup",
+        env.WARMUP,
+        0,
+        "an integer in [0, 1000000]",
+        _parse_int,
+        _int_in(0, 1_000_000),
+        "growth in the first invocations is initialisation, not a leak (threads excepted); "
+        "soaks set 1 with leak_after=1: zero tolerance after warm-up",
+    ),
+    Setting(
+        "thread_grace_ms",
+        env.THREAD_GRACE_MS,
+        10.0,
+        "a number in [0, 60000]",
+        _parse_float,
+        lambda v: _is_number(v) and 0 <= v <= 60_000,
+        "how long to wait for threads started in the invocation to finish before they count",
+    ),
+    Setting(
+        "fd_threshold",
+        env.FD_THRESHOLD,
+        0.5,
+        "a number in (0, 1]",
+        _parse_float,
+        _fraction,
+        "open fds above this fraction of the soft RLIMIT_NOFILE mark the environment unhealthy",
+    ),
+    Setting(
+        "memory_threshold",
+        env.MEMORY_THRESHOLD,
+        # Python's RSS rarely shrinks and Lambda kills the invocation that crosses the limit,
+        # so keep a fifth of the memory as headroom for the peak of the next invocation.
+        0.8,
+        "a number in (0, 1]",
+        _parse_float,
+        _fraction,
+        "RSS above this fraction of the memory limit marks the environment unhealthy",
+    ),
+    Setting(
+        "memory_limit_mb",
+        env.MEMORY_LIMIT_MB,
+        None,
+        "auto or an integer in [1, 1048576]",
+        _parse_optional_int,
+        lambda v: v is None or _int_in(1, 1_048_576)(v),
+        "the memory limit; auto: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else the cgroup limit",
+    ),
+    Setting(
+        "memory_window",
+        env.MEMORY_WINDOW,
+        100,
+        "an integer in [2, 1000000]",
+        _parse_int,
+        _int_in(2, 1_000_000),
+        "invocations per window of the memory trend (the minimum RSS of each window is compared)",
+    ),
+    Setting(
+        "memory_leak_kb",
+        env.MEMORY_LEAK_KB,
+        4.0,
+        "a number in (0, 1048576]",
+        _parse_float,
+        lambda v: _is_number(v) and 0 < v <= 1_048_576,
+        "RSS growth per invocation, sustained over three windows, that is reported as a leak",
+    ),
+    Setting(
+        "db_cleanup",
+        env.DB_CLEANUP,
+        "leaks",
+        "off, leaks or all",
+        str.strip,
+        lambda v: v in DB_CLEANUPS,
+        "at the end of each invocation: leaks: roll back open transactions and close the "
+        "connections of sites judged leaking, dispose their engines; all: also close every "
+        "connection the invocation opened and left open; off: report only",
+    ),
+    Setting(
+        "recycle",
+        env.RECYCLE,
+        "auto",
+        "auto or off",
+        str.strip,
+        lambda v: v in RECYCLES,
+        "auto: an unhealthy environment exits between invocations, after the response is "
+        "posted (restarted by the layer's wrapper; report only on Lambda Managed Instances); "
+        "off: report only",
+    ),
+    Setting(
+        "isolation",
+        env.ISOLATION,
+        "report",
+        "report or restore",
+        str.strip,
+        lambda v: v in ISOLATIONS,
+        "restore: at the end of each invocation put back global state it changed and was not "
+        "its to change (stdlib attributes, builtins, os.environ, sys.path, logging handlers, "
+        "cwd, signal handlers; handler globals judged leaking); report: only report",
+    ),
+    Setting(
+        "shared_state_every",
+        env.SHARED_STATE_EVERY,
+        None,
+        "auto or an integer in [1, 64]",
+        _parse_optional_int,
+        lambda v: v is None or _int_in(1, 64)(v),
+        "the shared state the globals probe watches (builtins, stdlib attributes, sys.modules, "
+        "os.environ, sys.path, logging handlers, cwd, signal handlers) is checked in turn, a "
+        "slice per invocation, over this many invocations: a change there is reported within "
+        "that many; the handler's own globals are checked every time. auto: 8 in report mode, "
+        "1 in strict mode, in soaks (warmup) and with isolation=restore",
+    ),
+    Setting(
+        "allow_globals",
+        env.ALLOW_GLOBALS,
+        frozenset(),
+        "comma-separated module.attribute patterns (no spaces)",
+        _parse_names,
+        _patterns,
+        "intended state (caches, registries): not reported when mutated, only when it grows "
+        "in 10 invocations in a row (or mark the object with safehandler.allow_global)",
+    ),
+    Setting(
+        "allow_threads",
+        env.ALLOW_THREADS,
+        frozenset(),
+        "comma-separated thread-name or module patterns (no spaces)",
+        _parse_names,
+        _patterns,
+        "known-good threads left running: matched against the thread's name and the module "
+        "that started it",
+    ),
+    Setting(
+        "probes",
+        env.PROBES,
+        frozenset(PROBE_NAMES),
+        f"a comma-separated subset of {', '.join(PROBE_NAMES)}",
+        _parse_names,
+        lambda v: isinstance(v, frozenset) and v <= frozenset(PROBE_NAMES),
+        "which probes run",
+    ),
+)
+_BY_FIELD = {setting.field: setting for setting in SETTINGS}
+# the settings that are sets of names: built from any collection of them
+_NAME_SETS = frozenset(setting.field for setting in SETTINGS if setting.parse is _parse_names)
+
+
+def _reject_unknown(names: Iterable[str]) -> None:
+    unknown = sorted(set(names) - set(_BY_FIELD))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}: accepted are {', '.join(_BY_FIELD)}"
         )
 
-    def leaking(self, res: Resource) -> bool:
-        """Whether ``res``'s group has been judged a leak (cleanup acts on these)."""
-        state = self.sites.get(res.group)
-        return state is not None and state.reported_live > 0
 
-    def grew_at(self, group: Hashable) -> list[int]:
-        """The invocations (the first thousand) in which ``group`` grew."""
-        state = self.sites.get(group)
-        return list(state.grew_at) if state else []
+class Policy:
+    """What safehandler does around each invocation. Build it with ``Policy.from_env()``.
 
-    def latest(self, group: Hashable) -> str | None:
-        state = self.sites.get(group)
-        return state.sample.detail if state else None
-
-    def peak(self, group: Hashable) -> int | None:
-        """The highest count of open resources a group reached."""
-        state = self.sites.get(group)
-        return state.high + state.cleaned if state else None
-
-    def open_counts(self) -> list[tuple[int, Site | None, str]]:
-        """(live count, site, description) per group with something open, largest first."""
-        rows = [
-            (state.live, state.sample.site, f"{state.sample.noun} {state.sample.detail}".strip())
-            for state in self.sites.values()
-            if state.live
-        ]
-        return sorted(rows, key=lambda row: -row[0])
-
-
-class MemoryTrend:
-    """RSS growth judged on window minima: a peak is noise, a rising floor is a leak.
-
-    Each window of ``window`` invocations keeps its lowest RSS. Growth is reported when the
-    floor rose in three consecutive windows by at least ``leak_bytes`` per invocation on
-    average. It is reported again only after three more windows of growth.
+    Immutable. ``Policy(mode="strict")`` takes settings by keyword (the others default) and
+    checks each one; ``replace()`` gives a changed copy.
     """
 
-    def __init__(self, window: int, leak_bytes: float, limit_bytes: int | None) -> None:
-        self.window = window
-        self.leak_bytes = leak_bytes
-        self.limit_bytes = limit_bytes
-        self.floors: list[int] = []
-        self._current: int | None = None
-        self._seen = 0
-        self._quiet_until = 0  # window index before which we do not report again
+    __slots__ = tuple(setting.field for setting in SETTINGS)
+    mode: Mode
+    leak_after: int
+    warmup: int
+    thread_grace_ms: float
+    fd_threshold: float
+    memory_threshold: float
+    memory_limit_mb: int | None
+    memory_window: int
+    memory_leak_kb: float
+    db_cleanup: DbCleanup
+    recycle: Recycle
+    isolation: Isolation
+    shared_state_every: int | None
+    allow_globals: frozenset[str]
+    allow_threads: frozenset[str]
+    probes: frozenset[str]
 
-    def observe(self, invocation: int, rss: int) -> Finding | None:
-        if self._current is None or rss < self._current:
-            self._current = rss
-        self._seen += 1
-        if self._seen < self.window:
-            return None
-        self.floors.append(self._current)
-        self._current, self._seen = None, 0
-        return self._judge(invocation)
+    def __init__(self, **settings: Any) -> None:
+        _reject_unknown(settings)
+        for setting in SETTINGS:
+            value = settings.get(setting.field, setting.default)
+            if setting.field in _NAME_SETS and isinstance(value, (list, tuple, set)):
+                value = frozenset(value)  # accept any collection of names
+            if not setting.check(value):
+                raise ConfigError(f"{setting.field}={value!r}: must be {setting.accepted}")
+            object.__setattr__(self, setting.field, value)
 
-    def _judge(self, invocation: int) -> Finding | None:
-        floors = self.floors[-4:]
-        if len(floors) < 4 or len(self.floors) < self._quiet_until:
-            return None
-        if not all(a < b for a, b in itertools.pairwise(floors)):
-            return None
-        per_invocation = (floors[-1] - floors[0]) / (3 * self.window)
-        if per_invocation < self.leak_bytes:
-            return None
-        self._quiet_until = len(self.floors) + 3
-        return Finding(
-            kind="memory",
-            count=round(per_invocation),
-            site=None,
-            first_invocation=max(1, invocation - 3 * self.window + 1),
-            detail=self._describe(floors, per_invocation),
-            noun="byte per invocation",
-            invocation=invocation,
-        )
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Policy is immutable: use replace({name}=...)")
 
-    def _describe(self, floors: list[int], per_invocation: float) -> str:
-        mib = 1024 * 1024
-        text = (
-            f"RSS grows {per_invocation / 1024:.1f} KiB per invocation over the last "
-            f"{3 * self.window} invocations "
-            f"({floors[0] / mib:.1f} MiB -> {floors[-1] / mib:.1f} MiB)"
-        )
-        if self.limit_bytes:
-            remaining = max(0, self.limit_bytes - floors[-1])
-            text += (
-                f"; at this rate the {self.limit_bytes / mib:.0f} MiB limit is reached in about "
-                f"{int(remaining / per_invocation):,} invocations"
-            )
-        return text
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Policy is immutable: cannot delete .{name}")
 
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting by field name, in the settings table's order."""
+        return {field: getattr(self, field) for field in self.__slots__}
 
-class Health(NamedTuple):
-    """Resource use after an invocation against the limits."""
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, through the checks again
+        return (_policy_from, (self.as_dict(),))
 
-    fds: int
-    fd_limit: int | None
-    rss: int | None
-    memory_limit: int | None
-    reasons: tuple[str, ...]
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Policy):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.as_dict().values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{field}={value!r}" for field, value in self.as_dict().items())
+        return f"Policy({fields})"
 
     @property
-    def healthy(self) -> bool:
-        return not self.reasons
+    def strict(self) -> bool:
+        return self.mode == "strict"
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    @property
+    def thorough(self) -> bool:
+        """Strict tests, soaks and restore: every check on every invocation, cost second."""
+        return self.strict or self.warmup > 0 or self.isolation == "restore"
+
+    @property
+    def tracks_db(self) -> bool:
+        """Whether the database drivers are watched (their integrations attached)."""
+        return "db" in self.probes
+
+    @property
+    def shared_state_rotation(self) -> int:
+        """``shared_state_every`` with auto resolved."""
+        if self.shared_state_every is not None:
+            return self.shared_state_every
+        return 1 if self.thorough else 8
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Policy:
+        """Defaults, overridden by ``SAFEHANDLER_*`` variables, overridden by ``overrides``."""
+        environ = os.environ if environ is None else environ
+        _reject_unknown(overrides)
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = environ.get(setting.env)
+            if raw is None:
+                continue  # (a value overridden by an argument is still checked: it is a typo)
+            try:
+                value = setting.parse(raw)
+            except ValueError:
+                value = raw
+            if not setting.check(value):
+                raise ConfigError(f"{setting.env}={raw!r}: must be {setting.accepted}")
+            values[setting.field] = value
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Policy:
+        """A copy with ``changes`` applied (and validated)."""
+        return Policy(**(self.as_dict() | changes))
+
+    def to_env(self) -> dict[str, str]:
+        """The ``SAFEHANDLER_*`` variables that rebuild this policy (for subprocesses)."""
+        out: dict[str, str] = {}
+        for setting in SETTINGS:
+            value = getattr(self, setting.field)
+            if value is None:
+                out[setting.env] = "auto"
+            elif isinstance(value, frozenset):
+                out[setting.env] = ",".join(sorted(value))
+            else:
+                out[setting.env] = str(value)
+        return out
 
 
-def judge_health(
-    *,
-    fds: int | None,
-    fd_limit: int | None,
-    fd_threshold: float,
-    rss: int | None,
-    memory_limit: int | None,
-    memory_threshold: float,
-) -> Health:
-    reasons = []
-    if fds is not None and fd_limit and fds > fd_threshold * fd_limit:
-        reasons.append(f"{fds} open fds > {fd_threshold:.0%} of RLIMIT_NOFILE {fd_limit}")
-    if rss is not None and memory_limit and rss > memory_threshold * memory_limit:
-        reasons.append(
-            f"RSS {rss / 2**20:.0f} MiB > {memory_threshold:.0%} of the "
-            f"{memory_limit / 2**20:.0f} MiB memory limit"
+def _policy_from(settings: dict[str, Any]) -> Policy:
+    return Policy(**settings)
+
+
+def settings_table(rows: Iterable[Setting] = SETTINGS) -> str:
+    """The README's settings table, generated so it cannot drift from the code."""
+    defaults = Policy()
+    lines = [
+        "| setting | variable | default | accepted | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        default = getattr(defaults, row.field)
+        if isinstance(default, frozenset):
+            default = ",".join(p for p in PROBE_NAMES if p in default)
+        elif default is None:
+            default = "auto"
+        lines.append(
+            f"| `{row.field}` | `{row.env}` | `{default}` | {row.accepted} | {row.meaning} |"
         )
-    return Health(fds or 0, fd_limit, rss, memory_limit, tuple(reasons))
+    return "\n".join(lines)

@@ -1,8 +1,13 @@
 """The one irreversible step: once the response is out, flush everything and exit.
 
 Nothing here runs inside a handler. The engine *requests* a recycle when the environment is
-unhealthy; the runtime hook (``runtime.py``) carries it out between invocations, after the
-response of the last one was posted and before the next is asked for.
+unhealthy; the runtime hook carries it out between invocations, after the response of the last
+one was posted and before the next is asked for. With ``runtime.py`` this is the only module
+that knows awslambdaric, AWS's runtime client: ``install_hook()`` wraps the client's
+``wait_next_invocation``, which awslambdaric's loop calls once it has posted invocation N's
+response, to ask for N+1. That gap is the one safe place to exit. The base client class is
+patched if it exists, else the concrete one; if neither does, one warning and report-only mode.
+Nothing is decided from a background thread.
 
 Under the layer's exec wrapper (``SAFEHANDLER_SUPERVISED=1``) the process exits with
 ``RECYCLE_STATUS`` and the wrapper starts a fresh runtime: Lambda never sees an exit. Without
@@ -13,13 +18,20 @@ invocation pays a cold start.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
+from types import ModuleType
+from typing import Any
 
-from ._constants import LAMBDA_MAX_CONCURRENCY, LOGGER_NAME, SUPERVISED
+from ._constants import LAMBDA_MAX_CONCURRENCY, LAMBDA_RUNTIME_API, LOGGER_NAME, SUPERVISED
+from ._imports import when_imported
 
-__all__ = ["RECYCLE_STATUS", "allowed", "pending", "recycle_now", "request"]
+__all__ = ["RECYCLE_STATUS", "allowed", "install_hook", "pending", "recycle_now", "request"]
+
+_log = logging.getLogger(LOGGER_NAME)
+_CLIENT_CLASSES = ("BaseLambdaRuntimeClient", "LambdaRuntimeClient")
 
 RECYCLE_STATUS = 75  # EX_TEMPFAIL: "try again", which is what the wrapper does
 
@@ -52,3 +64,32 @@ def recycle_now() -> None:  # pragma: no cover - ends the process; tested end to
         with contextlib.suppress(Exception):  # exiting anyway
             stream.flush()
     os._exit(RECYCLE_STATUS if supervised else 0)
+
+
+def install_hook() -> None:
+    """Recycle between invocations once awslambdaric runs (now, or when it is imported)."""
+    if os.environ.get(LAMBDA_RUNTIME_API):
+        when_imported("awslambdaric.lambda_runtime_client", _patch_client)
+
+
+def _patch_client(module: ModuleType) -> None:
+    cls = next((getattr(module, n) for n in _CLIENT_CLASSES if hasattr(module, n)), None)
+    wait = getattr(cls, "wait_next_invocation", None)
+    if cls is None or wait is None:
+        _log.warning(
+            "safehandler: this awslambdaric has no runtime client class we know; "
+            "unhealthy environments are reported, not recycled"
+        )
+        return
+    if getattr(wait, "__safehandler__", False):
+        return
+
+    @functools.wraps(wait)
+    def wait_next_invocation(self: Any) -> Any:
+        # The previous response has been posted: the only safe moment to go.
+        if pending() and allowed():
+            recycle_now()
+        return wait(self)
+
+    wait_next_invocation.__safehandler__ = True  # type: ignore[attr-defined]
+    cls.wait_next_invocation = wait_next_invocation

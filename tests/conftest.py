@@ -7,8 +7,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import safehandler
+from safehandler._engine import Invocation
+from safehandler._records import Finding
 from safehandler.guard import engine_of
-from safehandler.report import Finding
 from safehandler.testing import FakeLambdaContext
 
 pytest_plugins = ["pytester"]
@@ -27,7 +28,12 @@ class Guarded:
         self.engine = engine_of(self.handler)
         assert self.engine is not None
         self.findings: list[Finding] = []
-        self.engine.sink = self.findings.append
+        # collected instead of logged, for the life of the test process (the handler's too)
+        self._observing = self.engine.observe(self._collect, quiet=True)
+        self._observing.__enter__()
+
+    def _collect(self, invocation: Invocation) -> None:
+        self.findings.extend(invocation.findings)
 
     def __call__(self, times: int = 1, event: Any = None) -> list[Any]:
         return [self.handler(event or {}, FakeLambdaContext()) for _ in range(times)]

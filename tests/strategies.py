@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 import safehandler
-from safehandler.config import PROBE_NAMES, SETTINGS, Setting
+from safehandler.policy import PROBE_NAMES, SETTINGS, Setting
 
 __all__ = [
     "INVALID_ARGUMENTS",

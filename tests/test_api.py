@@ -17,6 +17,7 @@ def test_public_api_is_exactly_all() -> None:
         "GlobalMutationError",
         "LeakError",
         "LeakedConnectionError",
+        "LeakedProcessError",
         "LeakedThreadError",
         "MemoryGrowthError",
         "Policy",
@@ -38,6 +39,7 @@ def test_error_tree() -> None:
         safehandler.UnclosedSocketError,
         safehandler.LeakedThreadError,
         safehandler.LeakedConnectionError,
+        safehandler.LeakedProcessError,
         safehandler.GlobalMutationError,
         safehandler.MemoryGrowthError,
     ):

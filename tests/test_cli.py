@@ -152,7 +152,7 @@ def test_settings_command_prints_every_variable() -> None:
         timeout=60,
         check=True,
     )
-    from safehandler.config import SETTINGS
+    from safehandler.policy import SETTINGS
 
     for setting in SETTINGS:
         assert f"| `{setting.env}` |" in proc.stdout

@@ -23,8 +23,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 import safehandler
-from safehandler.config import Policy
 from safehandler.guard import engine_of
+from safehandler.policy import Policy
 from safehandler.testing import FakeLambdaContext, soak
 
 from ._lines import line_of

@@ -86,7 +86,7 @@ def test_clean_twin_closing_its_file_reports_nothing(guarded, tmp_path: Path) ->
     guard = guarded(handler)
     guard(50)
     assert guard.findings == []
-    assert guard.engine.tracker.open_counts() == []
+    assert guard.engine.open_counts() == []
 
 
 def test_module_level_resource_opened_once_and_reused_is_not_a_leak(
@@ -100,7 +100,7 @@ def test_module_level_resource_opened_once_and_reused_is_not_a_leak(
     guard = guarded(handler, leak_after=2)
     guard(30)
     assert guard.findings == []
-    [(count, _site, what)] = guard.engine.tracker.open_counts()
+    [(count, _site, what)] = guard.engine.open_counts()
     assert (count, what.split()[0]) == (1, "file")  # retained, not leaked
 
 
@@ -206,7 +206,7 @@ def test_closed_leaks_lower_the_open_count(guarded, kept, tmp_path: Path) -> Non
     guard = guarded(handler)
     guard(3)
     guard(1, event={"close": True})
-    assert guard.engine.tracker.open_counts() == []
+    assert guard.engine.open_counts() == []
 
 
 def test_strict_raises_on_every_invocation_that_grows_a_known_leak(tmp_path: Path, kept) -> None:

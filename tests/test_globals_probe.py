@@ -19,17 +19,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safehandler.policy import LeakTracker
+from safehandler._records import Resource, plural
 from safehandler.probes import _rotation
 from safehandler.probes import globals as globals_probe
 from safehandler.probes.globals import (
     COMMON_STDLIB,
-    IMMEDIATE_NOUNS,
-    GlobalChange,
     GlobalsProbe,
     allow_global,
 )
-from safehandler.report import Resource, plural
+from safehandler.verdicts import IMMEDIATE_NOUNS, LeakTracker
 
 MODULE = "sh_globals_handler"
 HERE = __name__
@@ -101,7 +99,6 @@ def invoke(
 ) -> list[Resource]:
     """What the engine does around one invocation."""
     before = probe.snapshot()
-    assert probe.start(before) == []
     action()
     after = probe.snapshot()
     return probe.diff(before, after, [], invocation).added
@@ -117,6 +114,7 @@ def described(resources: list[Resource]) -> list[tuple[str, str, str]]:
 def test_probe_shape_and_the_cheap_path(handler) -> None:
     probe = GlobalsProbe([MODULE])
     assert (probe.name, probe.counts_before, probe.holding) == ("globals", True, False)
+    assert probe.carries_over  # the token after one invocation is the token before the next
     first = probe.snapshot()
     # Nothing moved: the very same token, so the engine's `after == before` is an identity test.
     assert probe.snapshot() is first
@@ -145,7 +143,6 @@ def test_changes_to_one_attribute_form_one_group_whatever_the_detail(handler) ->
     first = invoke(probe, lambda: setattr(handler, "CLIENT", 1))
     second = invoke(probe, lambda: setattr(handler, "CLIENT", 2), 2)
     assert first[0].detail != second[0].detail
-    assert isinstance(first[0], GlobalChange)
     assert first[0].group == second[0].group == ("global", "module global", (MODULE, "CLIENT"))
 
 
@@ -572,44 +569,51 @@ def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
 # -- allowed caches ----------------------------------------------------------------------------
 
 
+def judged(
+    probe: GlobalsProbe, tracker: LeakTracker, action: Callable[[], object], invocation: int
+) -> list[tuple[str, str, str]]:
+    """The findings of one invocation, as the verdicts judge the probe's changes."""
+    findings = tracker.observe(invocation, invoke(probe, action, invocation), [])
+    return [(f.kind, f.noun, f.detail) for f in findings]
+
+
 def test_an_allow_listed_cache_is_reported_only_after_ten_growing_invocations(handler) -> None:
     probe = GlobalsProbe([MODULE], allow=[f"{MODULE}.*CACHE"])
+    tracker = LeakTracker(2)
     for invocation in range(1, 10):
-        assert (
-            invoke(probe, lambda key=invocation: handler.CACHE.update({key: "v"}), invocation) == []
-        )
+        grow = lambda key=invocation: handler.CACHE.update({key: "v"})  # noqa: E731
+        assert judged(probe, tracker, grow, invocation) == []
     # Overwriting a key, rebinding the name: allowed, silently.
     assert invoke(probe, lambda: handler.CACHE.update({1: "w"}), 10) == []
     assert invoke(probe, lambda: setattr(handler, "CACHE", dict(handler.CACHE)), 11) == []
     for invocation in range(12, 21):
-        assert (
-            invoke(probe, lambda key=invocation: handler.CACHE.update({key: "v"}), invocation) == []
-        )
-    added = invoke(probe, lambda: handler.CACHE.update({21: "v"}), 21)
-    assert described(added) == [
+        grow = lambda key=invocation: handler.CACHE.update({key: "v"})  # noqa: E731
+        assert judged(probe, tracker, grow, invocation) == []
+    findings = tracker.observe(21, invoke(probe, lambda: handler.CACHE.update({21: "v"}), 21), [])
+    assert [(f.kind, f.noun, f.detail) for f in findings] == [
         (
             "global",
             "growing cache",
             f"{MODULE}.CACHE grew in 10 consecutive invocations: 18 -> 19 items",
         )
     ]
-    assert added[0].key == (MODULE, "CACHE")
+    assert findings[0].group == ("global", "growing cache", (MODULE, "CACHE"))
 
 
 def test_allow_global_marks_the_object_and_a_pause_resets_the_count(handler) -> None:
     handler.MEMO = allow_global({})
-    probe = GlobalsProbe([MODULE], allowed_growth_after=3)
+    probe = GlobalsProbe([MODULE])
+    tracker = LeakTracker(2, allowed_growth_after=3)
 
     def grow() -> None:
         handler.MEMO[len(handler.MEMO)] = "v"
 
-    assert invoke(probe, grow, 1) == []
-    assert invoke(probe, grow, 2) == []
+    assert judged(probe, tracker, grow, 1) == []
+    assert judged(probe, tracker, grow, 2) == []
     # invocation 3 does not grow it (the engine does not even call diff())
-    assert invoke(probe, grow, 4) == []
-    assert invoke(probe, grow, 5) == []
-    added = invoke(probe, grow, 6)
-    assert described(added) == [
+    assert judged(probe, tracker, grow, 4) == []
+    assert judged(probe, tracker, grow, 5) == []
+    assert judged(probe, tracker, grow, 6) == [
         (
             "global",
             "growing cache",
@@ -623,7 +627,8 @@ def test_allow_global_returns_the_object_and_holds_dicts(handler) -> None:
     assert allow_global(cache) is cache
     handler.CACHE = cache
     probe = GlobalsProbe([MODULE], deep=True)
-    assert invoke(probe, lambda: cache.update(a=1)) == []
+    tracker = LeakTracker(2)
+    assert judged(probe, tracker, lambda: cache.update(a=1), 1) == []
     # Rebinding a global to an allowed object is allowed too.
     assert invoke(probe, lambda: setattr(handler, "CLIENT", allow_global(Client())), 2) == []
 

@@ -19,11 +19,12 @@ from aws_lambda_powertools import Logger
 from hypothesis import given, settings
 
 import safehandler
-from safehandler.config import PROBE_NAMES
-from safehandler.engine import Engine
+from safehandler._engine import Engine
 from safehandler.guard import engine_of
+from safehandler.policy import PROBE_NAMES
 from safehandler.probes.fds import count_fds
 from safehandler.testing import FakeLambdaContext
+from safehandler.verdicts import LeakTracker
 
 from . import strategies
 from ._lines import line_of
@@ -550,6 +551,6 @@ def test_an_internal_error_before_the_call_does_not_stop_the_handler(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("tracker exploded")
 
-    monkeypatch.setattr(engine.tracker, "observe", explode)
+    monkeypatch.setattr(LeakTracker, "observe", explode)
     assert guarded({}, context()) is RESULT
     assert calls == [0, 1]

@@ -63,7 +63,7 @@ def test_below_the_threshold_stays_healthy(guarded, low_fd_limit: int) -> None:
 
 
 def test_the_state_file_goes_where_tempfile_would_put_it(tmp_path) -> None:
-    from safehandler.health import state_path
+    from safehandler._health_state import state_path
 
     assert state_path({"TMPDIR": str(tmp_path)}) == str(tmp_path / "safehandler-health.json")
     assert state_path({}) == "/tmp/safehandler-health.json"

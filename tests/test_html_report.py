@@ -12,9 +12,9 @@ from typing import IO
 
 import pytest
 
-from safehandler.engine import InvocationStats
-from safehandler.html_report import MAX_POINTS, render_html
+from safehandler._records import InvocationStats
 from safehandler.testing import SoakReport, soak
+from safehandler.testing.html_report import MAX_POINTS, render_html
 
 from ._lines import line_of
 

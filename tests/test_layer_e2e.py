@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from safehandler.runtime_api import LocalRuntimeAPI, RuntimeProcess, run_runtime
+from safehandler.testing.runtime_api import LocalRuntimeAPI, RuntimeProcess, run_runtime
 
 pytest.importorskip("awslambdaric")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from safehandler.runtime_api import (
+from safehandler.testing.runtime_api import (
     LocalRuntimeAPI,
     RuntimeEvent,
     RuntimeProcess,

@@ -7,7 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from safehandler.sites import Site, capture_site, recorder
+from safehandler._records import Site
+from safehandler._scope import recorder
+from safehandler._sites import capture_site
 
 from ._lines import line_of
 
@@ -91,7 +93,7 @@ class _Derived(_Base):
 
 def test_before_311_a_method_is_named_by_the_class_that_defines_it() -> None:
     """Python 3.10 code objects have no co_qualname: the class is found through self or cls."""
-    from safehandler.sites import _method_qualname
+    from safehandler._sites import _method_qualname
 
     assert _method_qualname(_Derived().where()) == "_Base.where"  # type: ignore[arg-type]
     assert _method_qualname(_Derived.where_cls()) == "_Base.where_cls"  # type: ignore[arg-type]

@@ -16,8 +16,9 @@ import weakref
 from types import ModuleType
 from typing import Any
 
-from ..probes.db import Handle, registry
-from ..sites import capture_site
+from .._records import Handle
+from .._scope import registry
+from .._sites import capture_site
 
 __all__ = ["attach_core", "attach_orm"]
 

@@ -1,46 +1,90 @@
-"""One probe per resource. Each has a cheap ``snapshot()`` and a ``diff()`` paid only on change.
+"""One probe per resource, all behind one protocol: the engine knows no probe by name.
 
-``snapshot()`` runs before and after every invocation and must cost a counter read.
-``start()`` takes the snapshot before an invocation, to catch up with changes made between
-invocations (those belong to no invocation).
-``diff()`` runs after an invocation in which that counter moved or a creation was recorded;
-it returns the resources that appeared (still open at the end) and those that went away.
+Per invocation the engine calls, for every probe:
+
+- ``snapshot()`` after the invocation, and before it when ``counts_before`` (a probe whose
+  state ``carries_over`` is not read again before: its state after one invocation is its
+  state before the next). It must cost a counter read.
+- ``diff(before, after, creations, invocation)`` only when the snapshot moved, something was
+  created, or the probe is ``holding`` resources that may go away unseen. It returns the
+  resources that appeared (still there at the end) and those that went away. With
+  ``invocation == 0`` the change happened between invocations: what appeared is baseline,
+  nobody's doing.
+- ``act(verdict)`` after the verdict, when the probe saw something or is holding: the
+  irreversible actions the verdict allows (roll back and close a connection, put a global
+  back). It returns the resources it released.
+- ``reading(snapshot)``: the figure it contributes to ``InvocationStats.<stat>``.
+
+Probes know no driver (the integrations register database handles into the scope) and make
+no judgement (the verdict says what is a leak and what may be acted on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..report import Resource
-from ..sites import Creation
+from .._records import Creation, Delta, Resource
 
-__all__ = ["Delta", "Probe"]
+if TYPE_CHECKING:
+    from ..policy import Policy
+    from ..verdicts import Verdict
 
-
-class Delta(NamedTuple):
-    added: list[Resource]
-    removed: list[Resource]
+__all__ = ["Probe", "build_probes"]
 
 
-NO_CHANGE = Delta([], [])
+class Probe:
+    """The protocol, with the defaults most probes want."""
 
-
-class Probe(Protocol):
-    name: str
-    counts_before: bool  # whether a snapshot before the invocation is needed at all
+    name: str = ""
+    stat: str | None = None  # the InvocationStats field reading() fills
+    counts_before = True  # whether a snapshot before the invocation is needed at all
+    carries_over = False  # the state after one invocation is the state before the next
 
     @property
     def holding(self) -> bool:
         """Holds resources that may go away unseen: diff() runs on every invocation."""
-        ...
+        return False
 
-    def snapshot(self) -> Any: ...
-
-    def start(self, count: Any) -> list[Resource]:
-        """Before an invocation: resources that went away since the last one."""
-        ...
+    def snapshot(self) -> Any:
+        raise NotImplementedError
 
     def diff(
         self, before: Any, after: Any, creations: Sequence[Creation], invocation: int
-    ) -> Delta: ...
+    ) -> Delta:
+        raise NotImplementedError
+
+    def act(self, verdict: Verdict) -> list[Resource]:
+        return []
+
+    def reading(self, snapshot: Any) -> int | None:
+        return snapshot if isinstance(snapshot, int) else None
+
+
+def build_probes(policy: Policy, handler: Callable[..., Any] | None) -> list[Probe]:
+    """The probes the policy asks for, in a fixed order, set up from its settings."""
+    from .._scope import registry
+    from .db import DbProbe
+    from .fds import FdProbe
+    from .globals import GlobalsProbe, handler_modules
+    from .memory import MemoryProbe
+    from .processes import ProcessProbe
+    from .threads import ThreadProbe
+
+    wanted = policy.probes
+    factories: dict[str, Callable[[], Probe]] = {
+        # with the db probe, a connection's socket or SQLite file is reported once, by it
+        "fds": lambda: FdProbe(registry.claimed if "db" in wanted else None),
+        "threads": lambda: ThreadProbe(policy.thread_grace_ms, policy.allow_threads),
+        "processes": ProcessProbe,
+        "db": DbProbe,
+        "globals": lambda: GlobalsProbe(
+            handler_modules(handler),
+            allow=policy.allow_globals,
+            # content fingerprints cost more: for strict tests and soaks (a warm-up)
+            deep=policy.strict or policy.warmup > 0,
+            every=policy.shared_state_rotation,
+        ),
+        "memory": MemoryProbe,
+    }
+    return [factory() for name, factory in factories.items() if name in wanted]

@@ -7,13 +7,12 @@ the cut can split it; a path keeps its end.
 from __future__ import annotations
 
 import logging
-import re
 import reprlib
 import signal
 from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any
 
-from ..report import redact
+from .._redact import is_secret_name, redact
 
 __all__ = [
     "MISSING",
@@ -29,7 +28,6 @@ __all__ = [
 ]
 
 _WIDTH = 60  # before and after values in a detail are cut to this
-_SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|cred|auth|cookie|session", re.IGNORECASE)
 _repr = reprlib.Repr()
 _repr.maxlevel = 2
 # long enough for redact() to see a whole DSN before the text is cut
@@ -66,7 +64,7 @@ def describe(value: object, name: str = "") -> str:
         module = getattr(value, "__module__", None)
         qualname = getattr(value, "__qualname__", None) or repr(value)
         text = f"{module}.{qualname}" if module else str(qualname)
-    elif name and _SECRET_NAME.search(name) and value is not None and not callable(value):
+    elif name and is_secret_name(name) and value is not None and not callable(value):
         return "***"
     else:
         try:
@@ -77,7 +75,7 @@ def describe(value: object, name: str = "") -> str:
 
 
 def describe_env(name: str, value: str) -> str:
-    return "***" if _SECRET_NAME.search(name) else shorten(redact(repr(value)))
+    return "***" if is_secret_name(name) else shorten(redact(repr(value)))
 
 
 def describe_handler(handler: logging.Handler) -> str:

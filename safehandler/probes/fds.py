@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 
-from ..report import Resource
-from ..sites import Creation, Site
-from . import NO_CHANGE, Delta
+from .._records import NO_CHANGE, Creation, Delta, Resource, Site
+from . import Probe
 
 __all__ = ["FdProbe", "count_fds", "fd_table"]
 
@@ -89,12 +88,14 @@ def _drop_listing_fd(table: dict[int, str]) -> None:
             return
 
 
-class FdProbe:
-    """Counts fds; describes and attributes the ones an invocation left open."""
+class FdProbe(Probe):
+    """Counts fds; describes and attributes the ones an invocation left open.
+
+    Not ``holding``: an fd that closes moves the count, so there is no need to look every time.
+    """
 
     name = "fds"
-    counts_before = True
-    holding = False  # an fd that closes moves the count: no need to look every time
+    stat = "fds"
 
     def __init__(self, claimed: Callable[[], tuple[set[int], set[str]]] | None = None) -> None:
         self.known: dict[int, str] | None = None  # the table as last seen
@@ -106,21 +107,17 @@ class FdProbe:
 
     snapshot = staticmethod(count_fds)  # the hot path: no frame of our own
 
-    def start(self, count: int) -> list[Resource]:
-        """Before an invocation: catch up with fds opened or closed since the last one."""
-        if self.known is None or count != len(self.known):
-            # Baseline, or a change between invocations: not the coming invocation's doing.
-            return self._refresh(fd_table())
-        return []
-
     def _refresh(self, table: dict[int, str]) -> list[Resource]:
         gone = [fd for fd, (target, _) in self.retained.items() if table.get(fd) != target]
         self.known = table
         return [self.retained.pop(fd)[1] for fd in gone]
 
     def diff(
-        self, before: int, after: int, creations: Sequence[Creation], invocation: int
+        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
     ) -> Delta:
+        if not invocation or self.known is None:
+            # Baseline, or a change between invocations: not the coming invocation's doing.
+            return Delta([], self._refresh(fd_table()))
         if after == before and not any(c.kind in ("file", "socket") for c in creations):
             return NO_CHANGE
         known = self.known or {}

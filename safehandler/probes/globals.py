@@ -24,10 +24,10 @@ What counts. A global of the handler's modules is one group per (module, attribu
 initialisation (set once, then left alone) is one resource in its group, which the tracker's
 growth rule tolerates; a second rebinding, or a container that grows in invocation after
 invocation, is growth. Intended caches are allowed by name (``allow``) or by object
-(``allow_global``): their mutation is not reported, only growth in ``allowed_growth_after``
-consecutive invocations. Everything else is not the handler's to change: one change is a
-finding (``IMMEDIATE_NOUNS``). New modules imported during an invocation are not findings:
-lazy imports are normal.
+(``allow_global``): their mutation is not reported, only growth in ten consecutive
+invocations (the verdicts' streak rule). Everything else is not the handler's to
+change: one change is a finding (``verdicts.IMMEDIATE_NOUNS``). New modules imported during an
+invocation are not findings: lazy imports are normal.
 """
 
 from __future__ import annotations
@@ -48,11 +48,29 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from types import ModuleType
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
-from ..report import Resource
-from ..sites import Creation, is_user_code
-from . import NO_CHANGE, Delta
+from .._records import (
+    ALLOWED_CACHE,
+    ATEXIT_CALLBACK,
+    BUILTIN,
+    ENVIRONMENT_VARIABLE,
+    HANDLER_STATE_NOUNS,
+    LOGGING_HANDLER,
+    MODULE_GLOBAL,
+    MODULES_ENTRY,
+    NO_CHANGE,
+    PATH_ENTRY,
+    SIGNAL_HANDLER,
+    STDLIB_ATTRIBUTE,
+    WORKING_DIRECTORY,
+    Creation,
+    Delta,
+    Resource,
+    global_change,
+)
+from .._sites import is_user_code
+from . import Probe
 from ._describe import (
     MISSING,
     describe,
@@ -66,10 +84,11 @@ from ._describe import (
 )
 from ._rotation import Rotation, referents
 
+if TYPE_CHECKING:
+    from ..verdicts import Verdict
+
 __all__ = [
     "COMMON_STDLIB",
-    "IMMEDIATE_NOUNS",
-    "GlobalChange",
     "GlobalsProbe",
     "allow_global",
     "handler_modules",
@@ -77,34 +96,6 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-MODULE_GLOBAL = "module global"
-GROWING_CACHE = "growing cache"
-STDLIB_ATTRIBUTE = "stdlib attribute"
-BUILTIN = "builtin"
-MODULES_ENTRY = "sys.modules entry"
-ENVIRONMENT_VARIABLE = "environment variable"
-PATH_ENTRY = "sys.path entry"
-LOGGING_HANDLER = "logging handler"
-WORKING_DIRECTORY = "working directory"
-SIGNAL_HANDLER = "signal handler"
-ATEXIT_CALLBACK = "atexit callback"
-
-# Not the handler's to change: one change, even in the first invocation, is a finding.
-# (A growing cache is reported at once too: it already grew in that many invocations.)
-IMMEDIATE_NOUNS = frozenset(
-    {
-        GROWING_CACHE,
-        STDLIB_ATTRIBUTE,
-        BUILTIN,
-        MODULES_ENTRY,
-        ENVIRONMENT_VARIABLE,
-        PATH_ENTRY,
-        LOGGING_HANDLER,
-        WORKING_DIRECTORY,
-        SIGNAL_HANDLER,
-        ATEXIT_CALLBACK,
-    }
-)
 # The stdlib modules watched in production: what request handling goes through (I/O, network,
 # time, randomness, serialisation, processes, threads, logging), where a monkeypatch changes
 # every later invocation. Watching every loaded stdlib module costs about 5 ns per namespace
@@ -164,7 +155,6 @@ COMMON_STDLIB = frozenset(
     }
 )
 
-_HANDLER_NOUNS = frozenset({MODULE_GLOBAL, GROWING_CACHE})  # checked by every snapshot
 _DEEP_LIMIT = 10_000  # containers larger than this get no content fingerprint
 _CONTAINERS = (dict, list, set, bytearray, collections.deque)
 # A subclass that overrides __len__ could run anything: only the built-in lengths are read.
@@ -173,26 +163,7 @@ _PLAIN_LEN = frozenset(kind.__len__ for kind in _CONTAINERS)
 _SKIP_STDLIB = frozenset({"builtins", "posix", "nt", "ntpath", "posixpath"} - {os.path.__name__})
 
 
-class GlobalChange(Resource):
-    """A change to global state, grouped by what changed (module and attribute), not by detail.
-
-    The detail says before -> after, which differs at every change; the group must not, so
-    that a lazy initialisation is one resource in its group and a second rebinding is growth.
-    """
-
-    __slots__ = ()
-
-    @property
-    def group(self) -> tuple[Hashable, ...]:
-        return (self.kind, self.noun, self.key)
-
-    @property
-    def immediate(self) -> bool:  # the stdlib, os.environ...: not the handler's to change
-        return self.noun in IMMEDIATE_NOUNS
-
-
-def _change(noun: str, key: tuple[str, str], detail: str, invocation: int) -> GlobalChange:
-    return GlobalChange("global", key, noun, detail, None, invocation)
+_change = global_change
 
 
 # -- allowed objects -------------------------------------------------------------------
@@ -207,7 +178,7 @@ def allow_global(obj: _T) -> _T:
     """Mark ``obj`` as an intended cache and return it: ``CACHE = allow_global({})``.
 
     Its mutation is not reported, and ``restore()`` leaves it alone; growth in every one of
-    ``allowed_growth_after`` consecutive invocations still is (an unbounded cache).
+    ten consecutive invocations still is (an unbounded cache).
     """
     key = id(obj)
     try:
@@ -397,12 +368,16 @@ def _identical(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return len(a) == len(b) and not any(map(operator.is_not, a, b))
 
 
-class GlobalsProbe:
-    """Fingerprints global state cheaply; describes and restores it only when it moved."""
+class GlobalsProbe(Probe):
+    """Fingerprints global state cheaply; describes and restores it only when it moved.
+
+    Not ``holding``: a change always moves the token. Its state carries over: nothing runs
+    between invocations but what the handler left running, so the token after one invocation
+    is the token before the next, and a dear second snapshot is saved.
+    """
 
     name = "globals"
-    counts_before = True
-    holding = False  # a change always moves the token
+    carries_over = True
 
     def __init__(
         self,
@@ -410,7 +385,6 @@ class GlobalsProbe:
         *,
         allow: Iterable[str] = (),
         deep: bool = False,
-        allowed_growth_after: int = 10,
         stdlib: Iterable[str] | Literal["all"] | None = None,
         every: int = 1,
     ) -> None:
@@ -430,12 +404,11 @@ class GlobalsProbe:
         patterns = [fnmatch.translate(pattern) for pattern in allow]
         self._allow = re.compile("|".join(patterns)).match if patterns else None
         self.deep = deep
-        self.allowed_growth_after = allowed_growth_after
         self._last: _Snapshot | None = None
         self._taken = 0  # snapshots taken
         self._rotation = Rotation(every)  # the shared state, a slice per snapshot
-        # (module, attribute) of an allowed container -> (last invocation it grew, streak)
-        self._streaks: dict[tuple[str, str], tuple[int, int]] = {}
+        # what the last diff saw, for act(): the token before it, and the changes
+        self._acted_on: tuple[_Snapshot, list[Resource]] | None = None
         self._signals = _catchable_signals()
         self._handler_modules: dict[str, ModuleType] = {}
         self._handler_dicts: tuple[dict[str, Any], ...] = ()
@@ -556,14 +529,14 @@ class GlobalsProbe:
         self._last = self._refresh(last)
         return self._last
 
-    def start(self, count: _Snapshot) -> list[Resource]:
-        # Changes made between invocations were taken into the token by snapshot() itself.
-        return []
-
     def diff(
-        self, before: _Snapshot, after: _Snapshot, creations: Sequence[Creation], invocation: int
+        self,
+        before: _Snapshot | None,
+        after: _Snapshot,
+        creations: Sequence[Creation],
+        invocation: int,
     ) -> Delta:
-        if before is after:
+        if before is None or before is after:  # (None: the first look is the baseline)
             return NO_CHANGE
         added: list[Resource] = []
         if before.handler is not after.handler:
@@ -594,7 +567,19 @@ class GlobalsProbe:
                 for _ in range(after.atexit - before.atexit)
             ]
         self._date_shared_changes(added, min(after.taken - before.taken, self.every), invocation)
+        self._acted_on = (before, added) if added else None
         return Delta(added, []) if added else NO_CHANGE
+
+    def act(self, verdict: Verdict) -> list[Resource]:
+        """Put back the changes the verdict says to restore (a change released nothing)."""
+        acted_on, self._acted_on = self._acted_on, None
+        if acted_on is None:
+            return []
+        before, added = acted_on
+        wanted = {res.key for res in added if verdict.restores(res)}
+        if wanted and self.restore(before, wanted):
+            self._last = self._refresh(self._last)
+        return []
 
     def _date_shared_changes(self, added: list[Resource], span: int, invocation: int) -> None:
         """The rotation may see a shared change late: say in which invocations it was made."""
@@ -602,7 +587,7 @@ class GlobalsProbe:
             return
         since = max(invocation - span + 1, 1)
         for res in added:
-            if res.noun not in _HANDLER_NOUNS:
+            if res.noun not in HANDLER_STATE_NOUNS:
                 res.detail += (
                     f" (made in invocation {since} to {invocation}: the shared state is "
                     f"checked in turn over {self.every} invocations)"
@@ -723,9 +708,10 @@ class GlobalsProbe:
                 dotted = f"{module_name}.{name}"
                 size = (before.lens.get(key), after.lens.get(key))
                 if self._is_allowed_name(dotted) or _is_allowed(old if new is MISSING else new):
-                    res = self._allowed_growth(key, dotted, size, invocation)
-                    if res is not None:
-                        out.append(res)
+                    old_size, new_size = size
+                    if old_size is not None and new_size is not None and new_size > old_size:
+                        detail = f"{dotted} grew: {old_size} -> {new_size} items"
+                        out.append(_change(ALLOWED_CACHE, key, detail, invocation))
                     continue
                 if old is not new:
                     detail = rebound(dotted, name, old, new)
@@ -738,25 +724,6 @@ class GlobalsProbe:
                     continue
                 out.append(_change(MODULE_GLOBAL, key, detail, invocation))
         return out
-
-    def _allowed_growth(
-        self,
-        key: tuple[str, str],
-        dotted: str,
-        size: tuple[int | None, int | None],
-        invocation: int,
-    ) -> Resource | None:
-        """An allowed cache is reported once it grew in that many invocations in a row."""
-        old, new = size
-        if old is None or new is None or new <= old:
-            return None
-        last, streak = self._streaks.get(key, (0, 0))
-        streak = streak + 1 if last == invocation - 1 else 1
-        self._streaks[key] = (invocation, streak)
-        if streak < self.allowed_growth_after:
-            return None
-        detail = f"{dotted} grew in {streak} consecutive invocations: {old} -> {new} items"
-        return _change(GROWING_CACHE, key, detail, invocation)
 
     def _diff_namespace(
         self,

@@ -1,34 +1,26 @@
-"""Resident memory per invocation, and the limit it is measured against.
+"""Resident memory after each invocation, read cheaply.
 
 RSS is read from ``/proc/self/statm`` through a descriptor opened once (a ``pread`` costs about
-a microsecond, psutil about ten). The limit is, in order: the configured value,
-``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``, the cgroup limit.
+a microsecond, psutil about ten). The limit it is judged against is the health module's.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from .. import _constants as env
-from ..report import Resource
-from ..sites import Creation
-from . import NO_CHANGE, Delta
+from .._records import NO_CHANGE, Creation, Delta
+from . import Probe
 
-__all__ = ["MemoryProbe", "memory_limit_bytes"]
+__all__ = ["MemoryProbe", "rss"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_CGROUP_FILES = (
-    "/sys/fs/cgroup/memory.max",  # cgroup v2
-    "/sys/fs/cgroup/memory/memory.limit_in_bytes",  # cgroup v1
-)
-_NO_LIMIT = 1 << 60  # cgroup v1 reports "unlimited" as a huge number
 
 
-class MemoryProbe:
+class MemoryProbe(Probe):
     name = "memory"
-    counts_before = False  # judged on the RSS after each invocation (policy.MemoryTrend)
-    holding = False
+    stat = "rss"
+    counts_before = False  # judged on the RSS after each invocation (verdicts.MemoryTrend)
 
     def __init__(self) -> None:
         rss()  # opens the statm descriptor now, at init, where it is baseline
@@ -37,13 +29,10 @@ class MemoryProbe:
         """Resident set size in bytes."""
         return rss()
 
-    def start(self, count: int) -> list[Resource]:
-        return []
-
     def diff(
-        self, before: int, after: int, creations: Sequence[Creation], invocation: int
+        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
     ) -> Delta:
-        return NO_CHANGE  # memory is judged as a trend (policy.MemoryTrend), not per resource
+        return NO_CHANGE  # memory is judged as a trend (verdicts.MemoryTrend), not per resource
 
 
 _statm: int | None = None  # one descriptor for the process, opened on first use
@@ -72,23 +61,3 @@ def _forget_parents_statm() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_parents_statm)
-
-
-def memory_limit_bytes(
-    configured_mb: int | None, environ: Mapping[str, str] | None = None
-) -> int | None:
-    if configured_mb is not None:
-        return configured_mb * 1024 * 1024
-    environ = os.environ if environ is None else environ
-    lambda_mb = environ.get(env.LAMBDA_MEMORY_SIZE, "").strip()
-    if lambda_mb.isdigit() and int(lambda_mb) > 0:
-        return int(lambda_mb) * 1024 * 1024
-    for path in _CGROUP_FILES:
-        try:
-            with open(path) as limit_file:
-                text = limit_file.read().strip()
-        except OSError:
-            continue
-        if text.isdigit() and 0 < int(text) < _NO_LIMIT:
-            return int(text)
-    return None

@@ -11,16 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ..report import Resource
-from ..sites import Creation
-from . import NO_CHANGE, Delta
+from .._records import NO_CHANGE, Creation, Delta, Resource
+from . import Probe
 
 __all__ = ["ProcessProbe"]
 
 
-class ProcessProbe:
+class ProcessProbe(Probe):
     name = "processes"
-    counts_before = True
 
     def __init__(self) -> None:
         self.retained: dict[int, Resource] = {}
@@ -33,11 +31,8 @@ class ProcessProbe:
     def snapshot(self) -> int:
         return 0  # nothing to count cheaply: the audit events say when to look
 
-    def start(self, count: int) -> list[Resource]:
-        return []
-
     def diff(
-        self, before: int, after: int, creations: Sequence[Creation], invocation: int
+        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
     ) -> Delta:
         started = [c for c in creations if c.kind == "process"]
         if not started and not self.retained:

@@ -13,9 +13,8 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from ..report import Resource
-from ..sites import Creation
-from . import NO_CHANGE, Delta
+from .._records import NO_CHANGE, Creation, Delta, Resource
+from . import Probe
 
 __all__ = ["ThreadProbe", "describe_thread"]
 
@@ -46,9 +45,9 @@ _active_count = (
 )
 
 
-class ThreadProbe:
+class ThreadProbe(Probe):
     name = "threads"
-    counts_before = True
+    stat = "threads"
 
     def __init__(self, grace_ms: float, allow: Iterable[str] = ()) -> None:
         self.grace = grace_ms / 1000
@@ -67,11 +66,8 @@ class ThreadProbe:
     def snapshot(self) -> int:
         return _active_count()
 
-    def start(self, count: int) -> list[Resource]:
-        return []
-
     def diff(
-        self, before: int, after: int, creations: Sequence[Creation], invocation: int
+        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
     ) -> Delta:
         removed = self._prune() if self.retained else []
         started = [c for c in creations if c.kind == "thread" and not self._allow(c)]

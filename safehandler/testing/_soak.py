@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._constants import DB_CLEANUP
+from .._constants import DB_CLEANUP
+from .._engine import Engine, Invocation
+from .._records import Finding, InvocationStats, plural
+from ..errors import LeakError, TargetError
+from ..guard import engine_of, guard
+from ..policy import Policy
 from ._limits import fd_limited
-from ._targets import TargetError, load_events
-from .config import Policy
-from .engine import Engine, InvocationStats
-from .errors import LeakError
-from .guard import engine_of, guard
-from .report import Finding, plural
-from .sites import Site
+from ._targets import load_events
 
 __all__ = ["DEFAULT_INVOCATIONS", "LAMBDA_FD_LIMIT", "SoakReport", "soak", "soak_policy"]
 
@@ -84,7 +83,7 @@ class SoakReport:
             handler=data["handler"],
             invocations=data["invocations"],
             errors=data["errors"],
-            findings=[_finding_from_dict(item) for item in data["findings"]],
+            findings=[Finding.from_dict(item) for item in data["findings"]],
             seconds=data.get("seconds", 0.0),
             error_types=Counter(data.get("error_types", {})),
             stats=[InvocationStats(*row) for row in data.get("stats", [])],
@@ -127,48 +126,6 @@ _ADVICE = (
     "fix: close what the handler opens before it returns (`with` or try/finally), or create it "
     "once at module level and reuse it; join threads before returning."
 )
-
-
-def _finding_from_dict(item: Mapping[str, Any]) -> Finding:
-    site = None
-    if item.get("site"):
-        filename, _, line = item["site"].rpartition(":")
-        caller = None
-        if item.get("called_from"):
-            where, _, function = item["called_from"].partition(" in ")
-            caller_file, _, caller_line = where.rpartition(":")
-            caller = (os.path.abspath(caller_file), int(caller_line), function)
-        site = Site(
-            os.path.abspath(filename),
-            int(line),
-            item.get("function") or "?",
-            item.get("via"),
-            caller,
-        )
-    known = {
-        "kind",
-        "site",
-        "function",
-        "via",
-        "called_from",
-        "count",
-        "first_invocation",
-        "invocation",
-        "detail",
-        "noun",
-        "what",
-    }
-    return Finding(
-        kind=item["kind"],
-        count=item["count"],
-        group=(item["kind"], item.get("noun", ""), item.get("site") or item.get("what")),
-        site=site,
-        first_invocation=item["first_invocation"],
-        detail=item.get("what", item.get("detail", "")),
-        noun=item.get("noun", ""),
-        invocation=item.get("invocation", 0),
-        extra={key: value for key, value in item.items() if key not in known},
-    )
 
 
 def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMIT) -> list[str]:
@@ -305,7 +262,7 @@ def soak(
     if invocations < 1:
         raise ValueError(f"invocations={invocations!r}: must be at least 1")
     if context_factory is None:
-        from .testing import FakeLambdaContext
+        from . import FakeLambdaContext
 
         context_factory = FakeLambdaContext
     engine = engine_of(handler)
@@ -314,8 +271,12 @@ def soak(
         engine = engine_of(handler)
     assert engine is not None
     collected: list[Finding] = []
-    saved_sink, engine.sink = engine.sink, collected.append
-    stats = engine.keep_stats()
+    stats: list[InvocationStats] = []
+
+    def observe(invocation: Invocation) -> None:
+        collected.extend(invocation.findings)
+        stats.append(invocation.stats)
+
     start_invocation = engine.invocation
     outcomes: dict[int, tuple[str, str | None]] = {}  # invocation -> (event label, error)
     errors: Counter[str] = Counter()
@@ -324,25 +285,24 @@ def soak(
     bar = _Progress(progress, invocations)
     started = time.perf_counter()
     done = 0
-    try:
-        for _, (label, event) in zip(range(invocations), feed, strict=False):
-            done += 1
-            error = None
-            try:
-                handler(event, context_factory())
-            except LeakError as exc:
-                collected.extend(exc.findings)  # a strict guard raised what it found
-            except Exception as exc:  # noqa: BLE001 - the handler's own errors are counted
-                error = _error_name(exc)
-                errors[error] += 1
-                if exhausted_at is None and getattr(exc, "errno", None) in _FD_EXHAUSTED:
-                    exhausted_at = done
-            outcomes[engine.invocation] = (label, error)
-            bar.update(done)
-    finally:
-        bar.close()
-        engine.sink = saved_sink
-        engine.stats = None
+    with engine.observe(observe, quiet=True):
+        try:
+            for _, (label, event) in zip(range(invocations), feed, strict=False):
+                done += 1
+                error = None
+                try:
+                    handler(event, context_factory())
+                except LeakError:
+                    pass  # a strict guard raised what the observer was told
+                except Exception as exc:  # noqa: BLE001 - the handler's own errors are counted
+                    error = _error_name(exc)
+                    errors[error] += 1
+                    if exhausted_at is None and getattr(exc, "errno", None) in _FD_EXHAUSTED:
+                        exhausted_at = done
+                outcomes[engine.invocation] = (label, error)
+                bar.update(done)
+        finally:
+            bar.close()
     seconds = time.perf_counter() - started
     return SoakReport(
         handler=name or _describe(handler),
@@ -396,9 +356,10 @@ def _merge(
             out.append(_renumber(first, offset))
             continue
         # the detail as it is now ("grew: 1,499 -> 1,500 items"), the peak count
-        detail = engine.tracker.latest(key) or first.detail
-        peak = engine.tracker.peak(key)
-        path = _path(engine.tracker.grew_at(key), outcomes)
+        history = engine.history(key)
+        detail = history.latest if history else first.detail
+        peak = history.peak if history else None
+        path = _path(history.grew_at if history else [], outcomes)
         extra = {**first.extra, "path": path} if path else dict(first.extra)
         found = first.replace(detail=detail, count=max(peak or 0, first.count), extra=extra)
         out.append(_renumber(found, offset))

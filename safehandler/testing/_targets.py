@@ -11,13 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import SafeHandlerError
+from ..errors import TargetError
 
-__all__ = ["TargetError", "load_event", "load_events", "load_handler"]
-
-
-class TargetError(SafeHandlerError):
-    """The handler to soak cannot be found or loaded, or its events cannot be read."""
+__all__ = ["load_event", "load_events", "load_handler"]
 
 
 def load_handler(target: str) -> Callable[..., Any]:

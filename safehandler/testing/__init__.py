@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from ..errors import TargetError
 from ._soak import (
     DEFAULT_INVOCATIONS,
     LAMBDA_FD_LIMIT,
@@ -16,7 +17,7 @@ from ._soak import (
     soak_isolated,
     soak_policy,
 )
-from ._targets import TargetError, load_event, load_events, load_handler
+from ._targets import load_event, load_events, load_handler
 from .runtime_api import LocalRuntimeAPI, RuntimeEvent, run_local, run_runtime
 
 __all__ = [

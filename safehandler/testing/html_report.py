@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from html import escape
 
-from . import __version__
+from .. import __version__
+from .._records import Finding, InvocationStats, plural
 from ._soak import _ADVICE, LAMBDA_FD_LIMIT, SoakReport
-from .engine import InvocationStats
-from .report import Finding, plural
 
 __all__ = ["render_html"]
 

@@ -1,0 +1,325 @@
+"""The engine around one invocation: one loop over the probes, whatever they watch.
+
+    before:  snapshot the counters; catch up with what changed between invocations
+    after:   snapshot again; diff where something moved; judge; act; publish
+
+The engine knows the probes only through their protocol (``probes.Probe``) and judges nothing
+itself: the verdict (``verdicts``) says what is a leak and what the probes may act on, the
+health monitor (``health``) when to recycle.
+
+Fail open: a probe that raises is switched off with one warning, and nothing the engine does
+can change what the handler returns or raises. Only a strict policy raises, and only from the
+decorator, after the handler has returned normally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+from . import _health_state, integrations, recycle
+from ._constants import LOGGER_NAME
+from ._records import Creation, Finding, InvocationStats, Resource
+from ._scope import recorder
+from .health import Health, HealthMonitor, memory_limit_bytes
+from .policy import Policy
+from .probes import Probe, build_probes
+from .report import log_event, log_finding
+from .verdicts import GroupHistory, Judge
+
+__all__ = ["Engine", "Invocation"]
+
+_internal_log = logging.getLogger(LOGGER_NAME)
+
+
+class Invocation(NamedTuple):
+    """What an observer (``Engine.observe``) is told after each invocation."""
+
+    stats: InvocationStats
+    findings: list[Finding]  # reported at this invocation
+
+
+Observer = Callable[[Invocation], None]
+
+
+class _Token:
+    """What before() hands after(): where the recording started, and the counts then."""
+
+    __slots__ = ("before", "mark")
+
+    def __init__(self, mark: int, before: dict[str, Any]) -> None:
+        self.mark = mark
+        self.before = before
+
+
+class Engine:
+    """Per guarded handler: probes, judgement and health. Built once, at decoration time."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        logger: Any = None,
+        handler: Callable[..., Any] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.handler = handler
+        self.logger = logger
+        self.invocation = 0
+        self.findings: list[Finding] = []  # every finding reported, in order
+        self.probes: dict[str, Probe] = {}
+        self._observers: list[Observer] = []
+        self._quiet = 0  # observers that take the findings instead of the log
+        self._last: dict[str, Any] = {}  # each probe's snapshot after the last invocation
+        # the hot path's view of self.probes, rebuilt by _wire() whenever it changes
+        self._counted_before: tuple[Probe, ...] = ()
+        self._carried: tuple[Probe, ...] = ()
+        self._counted_after: tuple[Probe, ...] = ()
+        self._stat_probes: tuple[tuple[str, Probe], ...] = ()
+        memory_limit = memory_limit_bytes(policy.memory_limit_mb) if policy.enabled else None
+        self.judge = Judge(policy, memory_limit)
+        self.monitor = HealthMonitor(policy, memory_limit)
+        if policy.enabled:
+            try:
+                if policy.tracks_db:
+                    integrations.attach_all()
+                self.probes = {probe.name: probe for probe in build_probes(policy, handler)}
+            except Exception as exc:  # noqa: BLE001 - fail open at decoration time too
+                self._disable_all(exc)
+            self._wire()
+            recorder.install()
+            if policy.recycle == "auto":
+                recycle.install_hook()
+
+    def _wire(self) -> None:
+        """Lay out the probes for the hot path: who counts before, after, what carries over."""
+        probes = tuple(self.probes.values())
+        self._counted_before = tuple(
+            p for p in probes if p.counts_before and not (p.carries_over and p.name in self._last)
+        )
+        self._carried = tuple(p for p in probes if p.carries_over and p.name in self._last)
+        self._counted_after = probes
+        self._stat_probes = tuple((p.stat, p) for p in probes if p.stat)
+
+    # -- what others may read -----------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.policy.enabled
+
+    @property
+    def healthy(self) -> bool:
+        return self.monitor.unhealthy_since is None
+
+    @property
+    def unhealthy_since(self) -> int | None:
+        return self.monitor.unhealthy_since
+
+    @property
+    def health(self) -> Health | None:
+        """Resource use after the last invocation against the limits (None before the first)."""
+        return None if self.invocation == 0 else self.monitor.judge(*self.monitor.last_use)
+
+    @property
+    def memory_limit(self) -> int | None:
+        return self.monitor.memory_limit
+
+    def history(self, group: Hashable) -> GroupHistory | None:
+        """What the judgement knows of a finding's group (``Finding.group``) by now."""
+        return self.judge.tracker.history(group)
+
+    def open_counts(self) -> list[tuple[int, Any, str]]:
+        """(count still open, site, description) per group, largest first."""
+        return self.judge.tracker.open_counts()
+
+    @contextlib.contextmanager
+    def observe(self, observer: Observer, *, quiet: bool = False) -> Iterator[None]:
+        """Call ``observer`` after every invocation while the block runs. ``quiet``: the
+        observer takes the findings, which are not logged meanwhile (a soak reports them)."""
+        self._observers.append(observer)
+        self._quiet += quiet
+        try:
+            yield
+        finally:
+            self._observers.remove(observer)
+            self._quiet -= quiet
+
+    # -- around the call --------------------------------------------------------------
+
+    def before(self) -> _Token:
+        """Snapshot the counters and start recording. Never raises."""
+        self.invocation += 1
+        try:
+            counts = self._before()
+        except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
+            self._disable_all(exc)
+            counts = {}
+        return _Token(recorder.begin(), counts)
+
+    def _before(self) -> dict[str, Any]:
+        counts = self._snapshots(self._counted_before)
+        last = self._last
+        gone: list[Resource] = []
+        for probe in self._counted_before:
+            name = probe.name
+            now = counts.get(name)
+            if now is not None and (name not in last or last[name] != now):
+                # Baseline, or a change between invocations: nobody's doing, but what went
+                # away is gone.
+                delta = self._safely(probe, probe.diff, last.get(name), now, (), 0)
+                if delta is not None:
+                    gone += delta.removed
+        for probe in self._carried:
+            counts[probe.name] = last[probe.name]
+        if gone:
+            self.judge.tracker.observe(self.invocation, (), gone)
+        return counts
+
+    def _snapshots(self, probes: tuple[Probe, ...]) -> dict[str, Any]:
+        """These probes' counters: one pass, and a careful second one only if a probe broke."""
+        try:
+            return {probe.name: probe.snapshot() for probe in probes}
+        except Exception:  # noqa: BLE001 - find the broken probe and switch it off
+            counts = {}
+            for probe in probes:
+                count = self._safely(probe, probe.snapshot)
+                if count is not None:
+                    counts[probe.name] = count
+            return counts
+
+    def after(self, token: _Token, *, failed: bool) -> list[Finding]:
+        """Judge the invocation; return the findings reported now. Never raises."""
+        creations = recorder.end(token.mark)  # first, so recording stops whatever follows
+        try:
+            return self._after(token, creations, failed)
+        except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
+            self._disable_all(exc)
+            return []
+
+    def _after(self, token: _Token, creations: list[Creation], failed: bool) -> list[Finding]:
+        counts = self._snapshots(self._counted_after)
+        self._remember(counts)
+        before = token.before
+        added: list[Resource] = []
+        removed: list[Resource] = []
+        seen: list[Probe] = []  # probes that saw something: they may act on the verdict
+        for probe in self._counted_after:
+            name = probe.name
+            if name not in before or name not in counts:
+                continue
+            was, now = before[name], counts[name]
+            # The cheap path: nothing moved, nothing was created, nothing is held.
+            if now == was and not creations and not probe.holding:
+                continue
+            delta = self._safely(probe, probe.diff, was, now, creations, self.invocation)
+            if delta is not None:
+                added += delta.added
+                removed += delta.removed
+                if delta.added or probe.holding:
+                    seen.append(probe)
+        stats = self._stats(counts, failed)
+        verdict = self.judge.judge(self.invocation, added, removed, stats.rss)
+        findings = verdict.findings
+        for probe in seen:
+            released = self._safely(probe, probe.act, verdict)
+            if released:
+                self.judge.tracker.cleaned(released)
+            if probe.carries_over and probe.name in self.probes:
+                # the next invocation starts from the state after the action
+                state = self._safely(probe, probe.snapshot)
+                if state is not None:
+                    self._last[probe.name] = state
+        stats = stats._replace(findings=len(findings))
+        self._publish(findings, failed)
+        self._check_health(stats)
+        if self._observers:
+            for observer in list(self._observers):
+                observer(Invocation(stats, findings))
+        return findings
+
+    def _remember(self, counts: Mapping[str, Any]) -> None:
+        newly_carried = any(
+            probe.carries_over and probe.name not in self._last and probe.name in counts
+            for probe in self._counted_after
+        )
+        self._last = dict(counts)
+        if newly_carried:
+            self._wire()  # from now on such a probe is read after invocations only
+
+    def _stats(self, counts: Mapping[str, Any], failed: bool) -> InvocationStats:
+        figures: dict[str, Any] = {}
+        for stat, probe in self._stat_probes:
+            if probe.name in counts:
+                figures[stat] = probe.reading(counts[probe.name])
+        return InvocationStats(
+            self.invocation,
+            figures.get("fds"),
+            figures.get("threads"),
+            figures.get("rss"),
+            failed,
+            0,
+            figures.get("db"),
+        )
+
+    # -- publishing -------------------------------------------------------------------
+
+    def _publish(self, findings: list[Finding], failed: bool) -> None:
+        for finding in findings:
+            self.findings.append(finding)
+            # strict raises instead, but never over the handler's own error
+            if not self._quiet and (failed or not self.policy.strict):
+                log_finding(self.logger, finding)
+
+    def _check_health(self, stats: InvocationStats) -> None:
+        health = self.monitor.check(self.invocation, stats.fds, stats.rss)
+        if health is None:
+            if self.invocation == 1 and self.monitor.unhealthy_since is None:
+                _health_state.publish(healthy=True, reasons=(), invocation=1)
+            return
+        _health_state.publish(healthy=False, reasons=health.reasons, invocation=self.invocation)
+        if self.policy.recycle == "auto":
+            recycle.request(list(health.reasons))
+        top = [
+            {"count": count, "site": site.location if site else None, "what": what}
+            for count, site, what in self.open_counts()[:5]
+        ]
+        log_event(
+            self.logger,
+            "safehandler.unhealthy",
+            "safehandler: environment unhealthy: " + "; ".join(health.reasons),
+            {
+                "invocation": self.invocation,
+                "reasons": list(health.reasons),
+                "fds": health.fds,
+                "fd_limit": health.fd_limit,
+                "rss": health.rss,
+                "memory_limit": health.memory_limit,
+                "top_sites": top,
+            },
+        )
+
+    # -- fail open --------------------------------------------------------------------
+
+    def _safely(self, probe: Probe, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except Exception as exc:  # noqa: BLE001 - a broken probe must not break the handler
+            self.probes.pop(probe.name, None)
+            self._last.pop(probe.name, None)
+            self._wire()
+            _internal_log.warning(
+                "safehandler: the %s probe failed and is now off: %r",
+                probe.name,
+                exc,
+                exc_info=exc,
+            )
+            return None
+
+    def _disable_all(self, exc: Exception) -> None:
+        self.probes.clear()
+        self._last.clear()
+        self._wire()
+        _internal_log.warning(
+            "safehandler: internal error, probes are now off: %r", exc, exc_info=exc
+        )

@@ -1,0 +1,346 @@
+"""Judgement: which retained resources are leaks, when memory grows, when to call it unhealthy.
+
+Retained is not leaked. What exists after init is baseline. A resource created by an invocation
+and still open at its end is *retained*: a module-level connection opened lazily on the first
+call is retained once and reused, which is what Lambda recommends. A *leak* is growth: a
+creation site whose count of open resources reaches a new high in invocation after invocation.
+A site is reported once it has grown in ``leak_after`` invocations, and again each time its
+count doubles, so a steady leak is one log line per doubling, not one per invocation.
+Some resources are findings at once (``is_immediate``): a thread or child process alive
+after its invocation, which the frozen environment resumes inside a later one, and global state
+that is not the handler's to change (``json.dumps``, ``os.environ``). An allowed cache (named in
+``allow_globals`` or marked with ``allow_global``) may change; only growth in every one of
+``allowed_growth_after`` consecutive invocations is reported, as an unbounded cache.
+
+The verdict of one invocation (``Verdict``) says what to report and what may be acted on; the
+probes carry the actions out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Iterable
+from typing import NamedTuple
+
+from ._records import (
+    ALLOWED_CACHE,
+    GROWING_CACHE,
+    SHARED_STATE_NOUNS,
+    Finding,
+    Resource,
+    Site,
+)
+from .policy import Policy
+
+__all__ = [
+    "IMMEDIATE_NOUNS",
+    "GroupHistory",
+    "Judge",
+    "LeakTracker",
+    "MemoryTrend",
+    "Verdict",
+    "is_immediate",
+]
+
+# Global state that is not the handler's to change: one change, even in the first invocation,
+# is a finding. (A growing cache is reported at once too: it already grew in that many
+# invocations.)
+IMMEDIATE_NOUNS = SHARED_STATE_NOUNS | {GROWING_CACHE}
+_IMMEDIATE_KINDS = frozenset({"thread", "process"})
+
+
+def is_immediate(res: Resource) -> bool:
+    """A finding at its first appearance, whatever ``leak_after`` says: a thread or child
+    process still running resumes inside a later invocation; the shared state is not the
+    handler's to change."""
+    return res.kind in _IMMEDIATE_KINDS or (res.kind == "global" and res.noun in IMMEDIATE_NOUNS)
+
+
+class GroupHistory(NamedTuple):
+    """What the tracker knows of one group: its latest detail, its peak, when it grew."""
+
+    latest: str
+    peak: int
+    grew_at: list[int]  # the first thousand invocations that grew it
+
+
+_GREW_AT_KEPT = 1000
+
+
+class _SiteState:
+    __slots__ = (
+        "cleaned",
+        "first_invocation",
+        "grew_at",
+        "grew_in",
+        "high",
+        "live",
+        "reported_live",
+        "sample",
+    )
+
+    def __init__(self, sample: Resource, first_invocation: int) -> None:
+        self.sample = sample  # kind, noun, site and detail of the group
+        self.first_invocation = first_invocation
+        self.live = 0
+        self.high = 0  # the highest live count seen
+        self.grew_in = 0  # invocations in which the live count reached a new high
+        self.reported_live = 0  # total (live + cleaned) at the last report
+        self.cleaned = 0  # closed by safehandler's cleanup: still left open by the handler
+        self.grew_at: list[int] = []  # the first invocations that grew it
+
+    @property
+    def total(self) -> int:
+        return self.live + self.cleaned
+
+
+class LeakTracker:
+    """Live counts per creation site, and the growth rule that turns them into findings."""
+
+    def __init__(
+        self,
+        leak_after: int,
+        *,
+        every_growth: bool = False,
+        warmup: int = 0,
+        allowed_growth_after: int = 10,
+    ) -> None:
+        self.leak_after = leak_after
+        self.allowed_growth_after = allowed_growth_after
+        # group of an allowed cache -> (the last invocation it grew in, the streak)
+        self._streaks: dict[Hashable, tuple[int, int]] = {}
+        # strict: once a site is a leak, every invocation that grows it is reported again
+        self.every_growth = every_growth
+        # growth in the first ``warmup`` invocations is initialisation (threads excepted)
+        self.warmup = warmup
+        self.sites: dict[Hashable, _SiteState] = {}
+
+    def observe(
+        self, invocation: int, added: Iterable[Resource], removed: Iterable[Resource]
+    ) -> list[Finding]:
+        for res in removed:
+            state = self.sites.get(res.group)
+            if state is not None:
+                state.live = max(0, state.live - 1)
+        touched: dict[Hashable, _SiteState] = {}
+        for res in self._streaking(invocation, added):
+            state = self.sites.get(res.group)
+            if state is None:
+                state = self.sites[res.group] = _SiteState(res, invocation)
+            state.live += 1
+            state.sample = res  # the latest detail is the most telling
+            touched[res.group] = state
+        findings = []
+        for state in touched.values():
+            if state.live <= state.high:
+                continue  # replaced what it closed: reuse, not growth
+            state.high = state.live
+            if invocation <= self.warmup and not is_immediate(state.sample):
+                continue
+            state.grew_in += 1
+            if len(state.grew_at) < _GREW_AT_KEPT:
+                state.grew_at.append(invocation)
+            if self._due(state):
+                state.reported_live = state.total
+                findings.append(self._finding(state, invocation))
+        return findings
+
+    def _streaking(self, invocation: int, added: Iterable[Resource]) -> Iterable[Resource]:
+        """Allowed caches count only once they grew in that many invocations in a row."""
+        for res in added:
+            if res.noun != ALLOWED_CACHE:
+                yield res
+                continue
+            last, streak = self._streaks.get(res.group, (0, 0))
+            streak = streak + 1 if last == invocation - 1 else 1
+            self._streaks[res.group] = (invocation, streak)
+            if streak >= self.allowed_growth_after:
+                # the probe says "app.CACHE grew: 18 -> 19 items"
+                dotted, _, sizes = res.detail.partition(" grew: ")
+                detail = f"{dotted} grew in {streak} consecutive invocations: {sizes}"
+                yield Resource(
+                    res.kind,
+                    res.key,
+                    GROWING_CACHE,
+                    detail,
+                    res.site,
+                    res.invocation,
+                    (res.kind, GROWING_CACHE, res.key),
+                )
+
+    def cleaned(self, resources: Iterable[Resource]) -> None:
+        """safehandler closed these: gone, yet the handler left them open (still growth)."""
+        for res in resources:
+            state = self.sites.get(res.group)
+            if state is not None:
+                state.live = max(0, state.live - 1)
+                state.high = max(0, state.high - 1)
+                state.cleaned += 1
+
+    def _due(self, state: _SiteState) -> bool:
+        needed = 1 if is_immediate(state.sample) else self.leak_after
+        if state.grew_in < needed:
+            return False
+        if self.every_growth or state.reported_live == 0:
+            return True
+        return state.total >= 2 * state.reported_live
+
+    @staticmethod
+    def _finding(state: _SiteState, invocation: int) -> Finding:
+        res = state.sample
+        detail = res.detail
+        if state.cleaned:
+            detail += f" (safehandler cleaned up {state.cleaned:,} of them)"
+        return Finding(
+            group=res.group,
+            kind=res.kind,
+            count=state.total,
+            site=res.site,
+            first_invocation=state.first_invocation,
+            detail=detail,
+            noun=res.noun,
+            invocation=invocation,
+        )
+
+    def leaking(self, res: Resource) -> bool:
+        """Whether ``res``'s group has been judged a leak (cleanup acts on these)."""
+        state = self.sites.get(res.group)
+        return state is not None and state.reported_live > 0
+
+    def history(self, group: Hashable) -> GroupHistory | None:
+        """The group's latest detail, the highest count it reached, and when it grew."""
+        state = self.sites.get(group)
+        if state is None:
+            return None
+        return GroupHistory(state.sample.detail, state.high + state.cleaned, list(state.grew_at))
+
+    def open_counts(self) -> list[tuple[int, Site | None, str]]:
+        """(live count, site, description) per group with something open, largest first."""
+        rows = [
+            (state.live, state.sample.site, f"{state.sample.noun} {state.sample.detail}".strip())
+            for state in self.sites.values()
+            if state.live
+        ]
+        return sorted(rows, key=lambda row: -row[0])
+
+
+class MemoryTrend:
+    """RSS growth judged on window minima: a peak is noise, a rising floor is a leak.
+
+    Each window of ``window`` invocations keeps its lowest RSS. Growth is reported when the
+    floor rose in three consecutive windows by at least ``leak_bytes`` per invocation on
+    average. It is reported again only after three more windows of growth.
+    """
+
+    def __init__(self, window: int, leak_bytes: float, limit_bytes: int | None) -> None:
+        self.window = window
+        self.leak_bytes = leak_bytes
+        self.limit_bytes = limit_bytes
+        self.floors: list[int] = []
+        self._current: int | None = None
+        self._seen = 0
+        self._quiet_until = 0  # window index before which we do not report again
+
+    def observe(self, invocation: int, rss: int) -> Finding | None:
+        if self._current is None or rss < self._current:
+            self._current = rss
+        self._seen += 1
+        if self._seen < self.window:
+            return None
+        self.floors.append(self._current)
+        self._current, self._seen = None, 0
+        return self._judge(invocation)
+
+    def _judge(self, invocation: int) -> Finding | None:
+        floors = self.floors[-4:]
+        if len(floors) < 4 or len(self.floors) < self._quiet_until:
+            return None
+        if not all(a < b for a, b in itertools.pairwise(floors)):
+            return None
+        per_invocation = (floors[-1] - floors[0]) / (3 * self.window)
+        if per_invocation < self.leak_bytes:
+            return None
+        self._quiet_until = len(self.floors) + 3
+        return Finding(
+            kind="memory",
+            count=round(per_invocation),
+            site=None,
+            first_invocation=max(1, invocation - 3 * self.window + 1),
+            detail=self._describe(floors, per_invocation),
+            noun="byte per invocation",
+            invocation=invocation,
+        )
+
+    def _describe(self, floors: list[int], per_invocation: float) -> str:
+        mib = 1024 * 1024
+        text = (
+            f"RSS grows {per_invocation / 1024:.1f} KiB per invocation over the last "
+            f"{3 * self.window} invocations "
+            f"({floors[0] / mib:.1f} MiB -> {floors[-1] / mib:.1f} MiB)"
+        )
+        if self.limit_bytes:
+            remaining = max(0, self.limit_bytes - floors[-1])
+            text += (
+                f"; at this rate the {self.limit_bytes / mib:.0f} MiB limit is reached in about "
+                f"{int(remaining / per_invocation):,} invocations"
+            )
+        return text
+
+
+class Verdict:
+    """One invocation judged: what to report, and what the probes may act on."""
+
+    __slots__ = ("_cleanup", "_restore", "_tracker", "findings", "invocation")
+
+    def __init__(
+        self, policy: Policy, tracker: LeakTracker, invocation: int, findings: list[Finding]
+    ) -> None:
+        self.invocation = invocation
+        self.findings = findings
+        self._tracker = tracker
+        self._cleanup = policy.db_cleanup
+        self._restore = policy.isolation == "restore"
+
+    @property
+    def rolls_back(self) -> bool:
+        """Open transactions left by the invocation are rolled back (any cleanup but off)."""
+        return self._cleanup != "off"
+
+    def closes(self, res: Resource) -> bool:
+        """Whether to close this retained connection: its group is a leak, or (``all``) the
+        invocation opened it."""
+        if self._cleanup == "off":
+            return False
+        if self._cleanup == "all" and res.invocation == self.invocation:
+            return True
+        return self._tracker.leaking(res)
+
+    def restores(self, res: Resource) -> bool:
+        """Whether to put this change to global state back: restore is on, and it was not the
+        handler's to change or it is a leak. A lazily initialised global is kept: the cache."""
+        return self._restore and (is_immediate(res) or self._tracker.leaking(res))
+
+
+class Judge:
+    """The judgement over a guarded handler's life: the leak tracker and the memory trend."""
+
+    def __init__(self, policy: Policy, memory_limit: int | None) -> None:
+        self.policy = policy
+        self.tracker = LeakTracker(
+            policy.leak_after, every_growth=policy.strict, warmup=policy.warmup
+        )
+        self.trend = MemoryTrend(policy.memory_window, policy.memory_leak_kb * 1024, memory_limit)
+
+    def judge(
+        self,
+        invocation: int,
+        added: list[Resource],
+        removed: list[Resource],
+        rss: int | None,
+    ) -> Verdict:
+        findings = self.tracker.observe(invocation, added, removed) if added or removed else []
+        if rss is not None:
+            growth = self.trend.observe(invocation, rss)
+            if growth is not None:
+                findings.append(growth)
+        return Verdict(self.policy, self.tracker, invocation, findings)
