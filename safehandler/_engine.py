@@ -26,7 +26,7 @@ from ._scope import recorder
 from .health import Health, HealthMonitor, memory_limit_bytes
 from .policy import Policy
 from .probes import Probe, build_probes
-from .report import log_event, log_finding
+from .report import log_finding, log_unhealthy
 from .verdicts import GroupHistory, Judge
 
 __all__ = ["Engine", "Invocation"]
@@ -248,19 +248,12 @@ class Engine:
             self._wire()  # from now on such a probe is read after invocations only
 
     def _stats(self, counts: Mapping[str, Any], failed: bool) -> InvocationStats:
-        figures: dict[str, Any] = {}
-        for stat, probe in self._stat_probes:
-            if probe.name in counts:
-                figures[stat] = probe.reading(counts[probe.name])
-        return InvocationStats(
-            self.invocation,
-            figures.get("fds"),
-            figures.get("threads"),
-            figures.get("rss"),
-            failed,
-            0,
-            figures.get("db"),
-        )
+        figures: dict[str, Any] = {
+            stat: probe.reading(counts[probe.name])
+            for stat, probe in self._stat_probes
+            if probe.name in counts
+        }
+        return InvocationStats(self.invocation, None, None, None, failed, 0)._replace(**figures)
 
     # -- publishing -------------------------------------------------------------------
 
@@ -280,24 +273,7 @@ class Engine:
         _health_state.publish(healthy=False, reasons=health.reasons, invocation=self.invocation)
         if self.policy.recycle == "auto":
             recycle.request(list(health.reasons))
-        top = [
-            {"count": count, "site": site.location if site else None, "what": what}
-            for count, site, what in self.open_counts()[:5]
-        ]
-        log_event(
-            self.logger,
-            "safehandler.unhealthy",
-            "safehandler: environment unhealthy: " + "; ".join(health.reasons),
-            {
-                "invocation": self.invocation,
-                "reasons": list(health.reasons),
-                "fds": health.fds,
-                "fd_limit": health.fd_limit,
-                "rss": health.rss,
-                "memory_limit": health.memory_limit,
-                "top_sites": top,
-            },
-        )
+        log_unhealthy(self.logger, self.invocation, health, self.open_counts()[:5])
 
     # -- fail open --------------------------------------------------------------------
 

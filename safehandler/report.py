@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._constants import LOGGER_NAME
-from ._records import Finding
+from ._records import Finding, Site
 
-__all__ = ["log_event", "log_finding"]
+if TYPE_CHECKING:
+    from .health import Health
+
+__all__ = ["log_event", "log_finding", "log_unhealthy"]
 
 
 def _is_powertools(logger: Any) -> bool:
@@ -33,3 +36,26 @@ def log_finding(logger: Any, finding: Finding) -> None:
     del fields["detail"]  # it is the message
     del fields["created_at"]  # the site says it in a line: for reports read back, not logs
     log_event(logger, "safehandler.leak", f"safehandler: {finding}", fields)
+
+
+def log_unhealthy(
+    logger: Any, invocation: int, health: Health, top: list[tuple[int, Site | None, str]]
+) -> None:
+    """The environment turned unhealthy: the figures, and what holds the most."""
+    log_event(
+        logger,
+        "safehandler.unhealthy",
+        "safehandler: environment unhealthy: " + "; ".join(health.reasons),
+        {
+            "invocation": invocation,
+            "reasons": list(health.reasons),
+            "fds": health.fds,
+            "fd_limit": health.fd_limit,
+            "rss": health.rss,
+            "memory_limit": health.memory_limit,
+            "top_sites": [
+                {"count": count, "site": site.location if site else None, "what": what}
+                for count, site, what in top
+            ],
+        },
+    )

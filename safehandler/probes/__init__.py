@@ -1,64 +1,16 @@
-"""One probe per resource, all behind one protocol: the engine knows no probe by name.
-
-Per invocation the engine calls, for every probe:
-
-- ``snapshot()`` after the invocation, and before it when ``counts_before`` (a probe whose
-  state ``carries_over`` is not read again before: its state after one invocation is its
-  state before the next). It must cost a counter read.
-- ``diff(before, after, creations, invocation)`` only when the snapshot moved, something was
-  created, or the probe is ``holding`` resources that may go away unseen. It returns the
-  resources that appeared (still there at the end) and those that went away. With
-  ``invocation == 0`` the change happened between invocations: what appeared is baseline,
-  nobody's doing.
-- ``act(verdict)`` after the verdict, when the probe saw something or is holding: the
-  irreversible actions the verdict allows (roll back and close a connection, put a global
-  back). It returns the resources it released.
-- ``reading(snapshot)``: the figure it contributes to ``InvocationStats.<stat>``.
-
-Probes know no driver (the integrations register database handles into the scope) and make
-no judgement (the verdict says what is a leak and what may be acted on).
-"""
+"""The probes, one per resource, and how the policy picks them. The protocol: ``_protocol``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._records import Creation, Delta, Resource
+from ._protocol import Probe
 
 if TYPE_CHECKING:
     from ..policy import Policy
-    from ..verdicts import Verdict
 
 __all__ = ["Probe", "build_probes"]
-
-
-class Probe:
-    """The protocol, with the defaults most probes want."""
-
-    name: str = ""
-    stat: str | None = None  # the InvocationStats field reading() fills
-    counts_before = True  # whether a snapshot before the invocation is needed at all
-    carries_over = False  # the state after one invocation is the state before the next
-
-    @property
-    def holding(self) -> bool:
-        """Holds resources that may go away unseen: diff() runs on every invocation."""
-        return False
-
-    def snapshot(self) -> Any:
-        raise NotImplementedError
-
-    def diff(
-        self, before: Any, after: Any, creations: Sequence[Creation], invocation: int
-    ) -> Delta:
-        raise NotImplementedError
-
-    def act(self, verdict: Verdict) -> list[Resource]:
-        return []
-
-    def reading(self, snapshot: Any) -> int | None:
-        return snapshot if isinstance(snapshot, int) else None
 
 
 def build_probes(policy: Policy, handler: Callable[..., Any] | None) -> list[Probe]:

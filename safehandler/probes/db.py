@@ -17,7 +17,7 @@ from .._constants import LOGGER_NAME
 from .._records import NO_CHANGE, Creation, Delta, Handle, Resource
 from .._redact import redact
 from .._scope import registry
-from . import Probe
+from ._protocol import Probe
 
 if TYPE_CHECKING:
     from ..verdicts import Verdict

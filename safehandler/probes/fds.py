@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 
 from .._records import NO_CHANGE, Creation, Delta, Resource, Site
-from . import Probe
+from ._protocol import Probe
 
 __all__ = ["FdProbe", "count_fds", "fd_table"]
 

@@ -70,7 +70,6 @@ from .._records import (
     global_change,
 )
 from .._sites import is_user_code
-from . import Probe
 from ._describe import (
     MISSING,
     describe,
@@ -82,6 +81,7 @@ from ._describe import (
     rebound,
     signal_name,
 )
+from ._protocol import Probe
 from ._rotation import Rotation, referents
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 
 from .._records import NO_CHANGE, Creation, Delta
-from . import Probe
+from ._protocol import Probe
 
 __all__ = ["MemoryProbe", "rss"]
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from .._records import NO_CHANGE, Creation, Delta, Resource
-from . import Probe
+from ._protocol import Probe
 
 __all__ = ["ProcessProbe"]
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from .._records import NO_CHANGE, Creation, Delta, Resource
-from . import Probe
+from ._protocol import Probe
 
 __all__ = ["ThreadProbe", "describe_thread"]
 
