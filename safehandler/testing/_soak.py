@@ -28,6 +28,7 @@ from .._records import Finding, InvocationStats, plural
 from ..errors import LeakError, TargetError
 from ..guard import engine_of, guard
 from ..policy import Policy
+from ._context import FakeLambdaContext
 from ._limits import fd_limited
 from ._targets import load_events
 
@@ -262,8 +263,6 @@ def soak(
     if invocations < 1:
         raise ValueError(f"invocations={invocations!r}: must be at least 1")
     if context_factory is None:
-        from . import FakeLambdaContext
-
         context_factory = FakeLambdaContext
     engine = engine_of(handler)
     if engine is None:
