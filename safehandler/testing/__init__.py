@@ -7,14 +7,9 @@ from __future__ import annotations
 
 from ..errors import TargetError
 from ._context import FakeLambdaContext
-from ._soak import (
-    DEFAULT_INVOCATIONS,
-    LAMBDA_FD_LIMIT,
-    SoakReport,
-    soak,
-    soak_isolated,
-    soak_policy,
-)
+from ._limits import LAMBDA_FD_LIMIT
+from ._report import SoakReport
+from ._soak import DEFAULT_INVOCATIONS, soak, soak_isolated, soak_policy
 from ._targets import load_event, load_events, load_handler
 from .runtime_api import LocalRuntimeAPI, RuntimeEvent, run_local, run_runtime
 
