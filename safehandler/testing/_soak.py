@@ -11,13 +11,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,85 +27,15 @@ from ..errors import LeakError, TargetError
 from ..guard import engine_of, guard
 from ..policy import Policy
 from ._context import FakeLambdaContext
+from ._events import labelled
 from ._limits import LAMBDA_FD_LIMIT, fd_limited
+from ._progress import Progress
 from ._report import SoakReport
-from ._targets import load_events
 
 __all__ = ["DEFAULT_INVOCATIONS", "soak", "soak_isolated", "soak_policy"]
 
 DEFAULT_INVOCATIONS = 1500
 _FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE)
-
-
-# -- events ---------------------------------------------------------------------------
-
-
-def _labelled(events: Any, invocations: int, seed: int | None) -> Iterator[tuple[str, Any]]:
-    """``(label, event)`` per invocation from whatever the caller gave.
-
-    A path (file or directory of JSON files), a list (cycled), a Hypothesis strategy (up to
-    200 distinct examples, cycled), a callable (called per invocation), an iterator (consumed),
-    or a single event (repeated; default ``{}``).
-    """
-    if isinstance(events, (str, os.PathLike)):
-        events = load_events(events)
-        return _cycle(events, seed)
-    if _is_strategy(events):
-        return _cycle(_draw(events, min(invocations, 200), seed), seed)
-    if callable(events):
-        return ((f"call {n}", events()) for n in _count())
-    if isinstance(events, (list, tuple)):
-        if not events:
-            raise TargetError("no events to soak with")
-        return _cycle([(f"#{n}", event) for n, event in enumerate(events)], seed)
-    if isinstance(events, Iterator):
-        return ((f"#{n}", event) for n, event in enumerate(events))
-    single = {} if events is None else events
-    return (("event", single) for _ in _count())
-
-
-def _count() -> Iterator[int]:
-    n = 0
-    while True:
-        yield n
-        n += 1
-
-
-def _cycle(pairs: list[tuple[str, Any]], seed: int | None) -> Iterator[tuple[str, Any]]:
-    if seed is not None:
-        pairs = list(pairs)
-        random.Random(seed).shuffle(pairs)  # noqa: S311 - an order, not a secret
-    while True:
-        yield from pairs
-
-
-def _is_strategy(obj: object) -> bool:
-    hypothesis = sys.modules.get("hypothesis.strategies")
-    return hypothesis is not None and isinstance(obj, hypothesis.SearchStrategy)
-
-
-def _draw(strategy: Any, count: int, seed: int | None) -> list[tuple[str, Any]]:
-    """Examples through Hypothesis's public API: a @given run that only collects."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as hypothesis_seed
-
-    drawn: list[Any] = []
-
-    @settings(
-        max_examples=count,
-        database=None,
-        derandomize=seed is None,
-        suppress_health_check=list(HealthCheck),
-        deadline=None,
-    )
-    @given(strategy)
-    def collect(event: Any) -> None:
-        drawn.append(event)
-
-    if seed is not None:
-        collect = hypothesis_seed(seed)(collect)
-    collect()
-    return [(f"example {n}", event) for n, event in enumerate(drawn)]
 
 
 # -- the soak -------------------------------------------------------------------------
@@ -136,8 +65,8 @@ def soak(
 ) -> SoakReport:
     """Run ``handler`` ``invocations`` times and report every leak it showed.
 
-    ``events``: see ``_labelled``. A handler that is already guarded is soaked with its own
-    engine; any other is guarded here with ``policy`` (default: ``soak_policy()``).
+    ``events``: see ``_events.labelled``. A handler that is already guarded is soaked with its
+    own engine; any other is guarded here with ``policy`` (default: ``soak_policy()``).
     ``progress``: a terminal stream for a progress bar.
     """
     if invocations < 1:
@@ -160,8 +89,8 @@ def soak(
     outcomes: dict[int, tuple[str, str | None]] = {}  # invocation -> (event label, error)
     errors: Counter[str] = Counter()
     exhausted_at: int | None = None
-    feed = _labelled(events, invocations, seed)
-    bar = _Progress(progress, invocations)
+    feed = labelled(events, invocations, seed)
+    bar = Progress(progress, invocations)
     started = time.perf_counter()
     done = 0
     with engine.observe(observe, quiet=True):
@@ -213,6 +142,9 @@ def _soft_fd_limit() -> int | None:
 def _describe(handler: Callable[..., Any]) -> str:
     module = getattr(handler, "__module__", "?")
     return f"{module}:{getattr(handler, '__qualname__', repr(handler))}"
+
+
+# -- path attribution: one finding per group, and which events grew it ----------------
 
 
 def _merge(
@@ -278,28 +210,6 @@ def _path(grew_at: Iterable[int], outcomes: Mapping[int, tuple[str, str | None]]
 def _few(labels: list[str], most: int = 5) -> str:
     shown = ", ".join(labels[:most])
     return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
-
-
-class _Progress:
-    """A one-line progress bar, only on a terminal."""
-
-    def __init__(self, stream: TextIO | None, total: int) -> None:
-        self.stream = stream if stream is not None and stream.isatty() else None
-        self.total = total
-        self.step = max(1, total // 100)
-
-    def update(self, done: int) -> None:
-        if self.stream is None or (done % self.step and done != self.total):
-            return
-        width = 30
-        filled = width * done // self.total
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.stream is not None:
-            self.stream.write("\r" + " " * 60 + "\r")
-            self.stream.flush()
 
 
 # -- isolated: a subprocess under Lambda's limits --------------------------------------
