@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from ..errors import TargetError
 from ._context import FakeLambdaContext
+from ._isolated import soak_isolated
 from ._limits import LAMBDA_FD_LIMIT
 from ._report import SoakReport
-from ._soak import DEFAULT_INVOCATIONS, soak, soak_isolated, soak_policy
+from ._soak import DEFAULT_INVOCATIONS, soak, soak_policy
 from ._targets import load_event, load_events, load_handler
 from .runtime_api import LocalRuntimeAPI, RuntimeEvent, run_local, run_runtime
 

@@ -1,4 +1,4 @@
-"""The soak engine: run a handler many times under the guard; report what outlived it.
+"""The soak loop: run a handler many times under the guard; gather what outlived it.
 
 Verdicts follow leak hunters' practice: counted resources get zero tolerance after a short
 warm-up (``leak_after=1``, ``warmup=1``), threads a bounded grace period, memory a trend over
@@ -9,36 +9,27 @@ paths (the handler raised, a certain event) are reported with that path.
 from __future__ import annotations
 
 import errno
-import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from pathlib import Path
 from typing import Any, TextIO
 
 from .._constants import DB_CLEANUP
 from .._engine import Engine, Invocation
 from .._records import Finding, InvocationStats
-from ..errors import LeakError, TargetError
+from ..errors import LeakError
 from ..guard import engine_of, guard
 from ..policy import Policy
 from ._context import FakeLambdaContext
 from ._events import labelled
-from ._limits import LAMBDA_FD_LIMIT, fd_limited
 from ._progress import Progress
 from ._report import SoakReport
 
-__all__ = ["DEFAULT_INVOCATIONS", "soak", "soak_isolated", "soak_policy"]
+__all__ = ["DEFAULT_INVOCATIONS", "soak", "soak_policy"]
 
 DEFAULT_INVOCATIONS = 1500
 _FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE)
-
-
-# -- the soak -------------------------------------------------------------------------
 
 
 def soak_policy(environ: Mapping[str, str] | None = None, **settings: Any) -> Policy:
@@ -210,63 +201,3 @@ def _path(grew_at: Iterable[int], outcomes: Mapping[int, tuple[str, str | None]]
 def _few(labels: list[str], most: int = 5) -> str:
     shown = ", ".join(labels[:most])
     return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
-
-
-# -- isolated: a subprocess under Lambda's limits --------------------------------------
-
-
-def soak_isolated(
-    target: str,
-    *,
-    invocations: int = DEFAULT_INVOCATIONS,
-    events: str | os.PathLike[str] | None = None,
-    fd_limit: int = LAMBDA_FD_LIMIT,
-    memory_mb: int | None = None,
-    seed: int | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 3600,
-) -> SoakReport:
-    """Soak ``target`` in a child process with ``RLIMIT_NOFILE`` at ``fd_limit`` (Lambda's
-    1,024 by default) and the function's memory size, so a leak really hits ``EMFILE``."""
-    import resource
-
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard != resource.RLIM_INFINITY and fd_limit > hard:
-        raise TargetError(f"--fd-limit {fd_limit}: above this process's hard limit {hard}")
-
-    child_env = dict(os.environ if env is None else env)
-    if memory_mb is not None:
-        child_env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(memory_mb)
-    with tempfile.TemporaryDirectory(prefix="safehandler-soak-") as scratch:
-        out = Path(scratch) / "report.json"
-        argv = [
-            sys.executable,
-            "-m",
-            "safehandler",
-            "soak",
-            target,
-            "-n",
-            str(invocations),
-            "--json",
-            str(out),
-            "--quiet",
-        ]
-        if events is not None:
-            argv += ["--events", os.fspath(events)]
-        if seed is not None:
-            argv += ["--seed", str(seed)]
-        proc = subprocess.run(
-            fd_limited(argv, fd_limit),
-            env=child_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if proc.returncode not in (0, 1) or not out.exists():
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise TargetError(
-                f"the isolated soak failed (exit {proc.returncode}): "
-                + (detail[-1] if detail else "no output")
-            )
-        return SoakReport.from_dict(json.loads(out.read_text(encoding="utf-8")))
