@@ -52,7 +52,7 @@ from types import TracebackType
 from typing import IO, Any, Literal
 from urllib.parse import unquote
 
-from ._limits import fd_limited
+from .._limits import fd_limited
 
 __all__ = [
     "API_VERSION",
