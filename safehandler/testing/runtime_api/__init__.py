@@ -53,6 +53,7 @@ from typing import IO, Any, Literal
 from urllib.parse import unquote
 
 from .._limits import fd_limited
+from ._records import ConnectionInfo, InitError, Invocation, InvocationResult, RuntimeEvent
 
 __all__ = [
     "API_VERSION",
@@ -78,115 +79,6 @@ _ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
 _POLL_S = 0.05  # how often a blocked ``next`` checks its client is still there
 _JOIN_S = 5.0  # bound on joining one connection thread at stop
 _SOCK_DIAG = ("/proc/net/tcp", "/proc/net/tcp6")
-
-
-# -- records ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RuntimeEvent:
-    """An event with the per-invocation data Lambda sends as ``next`` headers.
-
-    Plain objects added as events are JSON-encoded; ``bytes`` are sent as they are.
-    ``timeout`` (seconds) overrides the function timeout for this one deadline.
-    """
-
-    payload: Any
-    request_id: str | None = None
-    client_context: Mapping[str, Any] | None = None
-    cognito_identity: Mapping[str, Any] | None = None
-    trace_id: str | None = None
-    tenant_id: str | None = None
-    content_type: str = "application/json"
-    timeout: float | None = None
-
-
-@dataclass
-class ConnectionInfo:
-    """One TCP connection from a runtime. awslambdaric's native client keeps one per process."""
-
-    seq: int  # 1, 2, ... in the order connections were accepted
-    client_port: int
-    pid: int | None  # the process holding the client socket, when /proc tells
-    opened_at: float  # time.monotonic()
-    closed_at: float | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.closed_at is None
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """An event handed to a runtime by ``next``."""
-
-    request_id: str
-    index: int  # position of the event in the stream served, from 0
-    event: Any
-    deadline_ms: int  # epoch milliseconds, as sent in Lambda-Runtime-Deadline-Ms
-    connection: int
-    client_port: int
-    pid: int | None
-    user_agent: str | None
-    fetched_at: float  # time.monotonic()
-
-
-@dataclass(frozen=True)
-class InvocationResult:
-    """What a runtime answered for one invocation: ``response`` or ``error``."""
-
-    request_id: str
-    index: int
-    status: Literal["success", "error"]
-    body: Any  # parsed JSON; raw bytes when not JSON
-    raw: bytes
-    content_type: str | None
-    error_type: str | None  # error header, else the body's errorType
-    headers: Mapping[str, str]
-    connection: int  # the connection that answered
-    client_port: int
-    pid: int | None
-    user_agent: str | None
-    fetched_at: float  # time.monotonic()
-    answered_at: float
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "success"
-
-    def header(self, name: str) -> str | None:
-        """A request header of the answer, by case-insensitive name."""
-        return _header(self.headers, name)
-
-    @property
-    def duration(self) -> float:
-        """Seconds from ``next`` returning the event to the answer arriving."""
-        return self.answered_at - self.fetched_at
-
-
-@dataclass(frozen=True)
-class InitError:
-    """An ``init/error`` (or SnapStart ``restore/error``) report."""
-
-    error_type: str | None  # error header, else the body's errorType
-    body: Any
-    raw: bytes
-    headers: Mapping[str, str]
-    phase: Literal["init", "restore"]
-    connection: int
-    client_port: int
-    pid: int | None
-    user_agent: str | None
-    at: float  # time.monotonic()
-
-    def header(self, name: str) -> str | None:
-        """A request header of the report, by case-insensitive name."""
-        return _header(self.headers, name)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    name = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 @dataclass(frozen=True)
