@@ -53,6 +53,7 @@ from typing import IO, Any, Literal
 from urllib.parse import unquote
 
 from .._limits import fd_limited
+from ._procfs import peer_pid
 from ._records import ConnectionInfo, InitError, Invocation, InvocationResult, RuntimeEvent
 
 __all__ = [
@@ -78,7 +79,6 @@ _PREFIX = f"/{API_VERSION}/runtime"
 _ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
 _POLL_S = 0.05  # how often a blocked ``next`` checks its client is still there
 _JOIN_S = 5.0  # bound on joining one connection thread at stop
-_SOCK_DIAG = ("/proc/net/tcp", "/proc/net/tcp6")
 
 
 @dataclass(frozen=True)
@@ -371,7 +371,7 @@ class LocalRuntimeAPI:
         server_port = handler.server.server_address[1]
         with self._cond:
             procs = list(self._processes)
-        pid = _peer_pid(port, server_port, procs)
+        pid = peer_pid(port, server_port, [proc.pid for proc in procs])
         with self._cond:
             info = ConnectionInfo(next(self._conn_seq), port, pid, time.monotonic())
             self._connections[info.seq] = info
@@ -704,63 +704,6 @@ def _trace_id() -> str:
         f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
         f"Parent={uuid.uuid4().hex[:16]};Sampled=0"
     )
-
-
-# -- which process holds the other end of a connection ----------------------------------
-
-
-def _peer_pid(client_port: int, server_port: int, procs: Sequence[RuntimeProcess]) -> int | None:
-    """The pid whose socket is 127.0.0.1:client_port -> :server_port, from /proc (Linux)."""
-    inode = _socket_inode(client_port, server_port)
-    if inode is None:
-        return None
-    target = f"socket:[{inode}]"
-    candidates: list[int] = []
-    for proc in procs:  # the runtimes we started (and their children) first: cheap
-        candidates += _descendants(proc.pid)
-    seen = set(candidates)
-    with contextlib.suppress(OSError):
-        candidates += [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in seen]
-    for pid in candidates:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                    return pid
-    return None
-
-
-def _socket_inode(local_port: int, remote_port: int) -> int | None:
-    for table in _SOCK_DIAG:
-        try:
-            with open(table, encoding="ascii") as f:
-                lines = f.readlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if len(cols) < 10:
-                continue
-            local, remote = cols[1], cols[2]
-            if (
-                int(local.rsplit(":", 1)[1], 16) == local_port
-                and int(remote.rsplit(":", 1)[1], 16) == remote_port
-                and cols[9] != "0"  # TIME_WAIT leftovers have no inode
-            ):
-                return int(cols[9])
-    return None
-
-
-def _descendants(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:  # gone: the full /proc scan still runs
-        return [pid]
 
 
 # -- running awslambdaric ---------------------------------------------------------------
