@@ -34,7 +34,6 @@ import itertools
 import json
 import os
 import queue
-import select
 import signal
 import socket
 import subprocess
@@ -47,12 +46,23 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import IO, Any, Literal
 from urllib.parse import unquote
 
 from .._limits import fd_limited
+from ._http import (
+    Handler,
+    Server,
+    decode,
+    not_allowed,
+    peer_closed,
+    read_body,
+    send,
+    send_error,
+    send_json,
+    shut,
+)
 from ._procfs import peer_pid
 from ._records import ConnectionInfo, InitError, Invocation, InvocationResult, RuntimeEvent
 
@@ -152,7 +162,7 @@ class LocalRuntimeAPI:
         self._active = 0  # requests being handled now
         self._conn_seq = itertools.count(1)
         self._processes: list[RuntimeProcess] = []
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -163,7 +173,7 @@ class LocalRuntimeAPI:
             return self
         if self._stopping:
             raise RuntimeError("a stopped LocalRuntimeAPI cannot be restarted")
-        self._server = _Server(self, self._port)
+        self._server = Server(self, self._port)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -192,7 +202,7 @@ class LocalRuntimeAPI:
             self._cond.wait_for(lambda: self._active == 0, _JOIN_S)
             sockets = list(self._sockets.values())
         for sock in sockets:
-            _shut(sock)
+            shut(sock)
         with self._cond:
             threads = list(self._threads)
         for thread in threads:
@@ -366,7 +376,7 @@ class LocalRuntimeAPI:
 
     # -- internals: HTTP --
 
-    def _open(self, handler: _Handler) -> ConnectionInfo:
+    def _open(self, handler: Handler) -> ConnectionInfo:
         port = handler.client_address[1]
         server_port = handler.server.server_address[1]
         with self._cond:
@@ -378,7 +388,7 @@ class LocalRuntimeAPI:
             self._sockets[info.seq] = handler.connection
             self._threads.append(threading.current_thread())
             if self._stopping:  # accepted as the server stopped: read nothing, close
-                _shut(handler.connection)
+                shut(handler.connection)
             return info
 
     def _close(self, info: ConnectionInfo) -> None:
@@ -389,7 +399,11 @@ class LocalRuntimeAPI:
                 self._threads.remove(threading.current_thread())
             self._cond.notify_all()
 
-    def _dispatch(self, h: _Handler, method: str) -> None:
+    def _fault(self, exc: BaseException) -> None:
+        with self._cond:
+            self._errors.append(exc)
+
+    def _dispatch(self, h: Handler, method: str) -> None:
         with self._cond:
             self._active += 1
         try:
@@ -399,44 +413,44 @@ class LocalRuntimeAPI:
                 self._active -= 1
                 self._cond.notify_all()
 
-    def _route(self, h: _Handler, method: str) -> None:
+    def _route(self, h: Handler, method: str) -> None:
         path = h.path.split("?", 1)[0]
         status: int
         if path == f"{_PREFIX}/invocation/next":
-            status = self._next(h) if method == "GET" else _not_allowed(h)
+            status = self._next(h) if method == "GET" else not_allowed(h)
         elif path == f"{_PREFIX}/init/error":
-            status = self._init_error(h, "init") if method == "POST" else _not_allowed(h)
+            status = self._init_error(h, "init") if method == "POST" else not_allowed(h)
         elif path == f"{_PREFIX}/restore/next":
-            status = _send_json(h, HTTPStatus.OK, {}) if method == "GET" else _not_allowed(h)
+            status = send_json(h, HTTPStatus.OK, {}) if method == "GET" else not_allowed(h)
         elif path == f"{_PREFIX}/restore/error":
-            status = self._init_error(h, "restore") if method == "POST" else _not_allowed(h)
+            status = self._init_error(h, "restore") if method == "POST" else not_allowed(h)
         elif path.startswith(f"{_PREFIX}/invocation/") and path.endswith(("/response", "/error")):
             request_id, kind = path[len(f"{_PREFIX}/invocation/") :].rsplit("/", 1)
             if method != "POST":
-                status = _not_allowed(h)
+                status = not_allowed(h)
             else:
                 status = self._answer(h, unquote(request_id), kind)
         else:
-            _read_body(h)
-            status = _send_error(h, HTTPStatus.NOT_FOUND, "NotFound", f"no route for {path}")
+            read_body(h)
+            status = send_error(h, HTTPStatus.NOT_FOUND, "NotFound", f"no route for {path}")
         if status == 0:  # nothing was sent: the client went away
             self._record(h, 0)
 
-    def _record(self, h: _Handler, status: int) -> None:
+    def _record(self, h: Handler, status: int) -> None:
         with self._cond:
             self._requests.append(
                 _Request(h.command, h.path.split("?", 1)[0], status, h.conn_info.seq)
             )
 
-    def _next(self, h: _Handler) -> int:
-        _read_body(h)
+    def _next(self, h: Handler) -> int:
+        read_body(h)
         taken: tuple[int, Any, bytes] | None = None
         with self._cond:
             self._waiting += 1
             self._cond.notify_all()
             try:
                 while not self._stopping:
-                    if _peer_closed(h.connection):
+                    if peer_closed(h.connection):
                         h.close_connection = True
                         return 0  # nobody to answer: leave the event for another runtime
                     taken = self._take_locked()
@@ -447,7 +461,7 @@ class LocalRuntimeAPI:
                 self._waiting -= 1
         if taken is None:  # stopping: what Lambda does at shutdown, the runtime must exit
             h.close_connection = True
-            return _send_error(
+            return send_error(
                 h, HTTPStatus.INTERNAL_SERVER_ERROR, "Runtime.Shutdown", "the API is stopping"
             )
         index, event, body = taken
@@ -483,7 +497,7 @@ class LocalRuntimeAPI:
             self._pending[request_id] = invocation
             self._invocations.append(invocation)
         try:
-            return _send(h, HTTPStatus.OK, body, headers)
+            return send(h, HTTPStatus.OK, body, headers)
         except OSError:  # the runtime went away before it got the event: serve it again
             with self._cond:
                 del self._pending[request_id]
@@ -492,12 +506,12 @@ class LocalRuntimeAPI:
                 self._cond.notify_all()
             raise
 
-    def _answer(self, h: _Handler, request_id: str, kind: str) -> int:
-        raw = _read_body(h)
+    def _answer(self, h: Handler, request_id: str, kind: str) -> int:
+        raw = read_body(h)
         content_type = h.headers.get("Content-Type")
         headers = dict(h.headers.items())
         status: Literal["success", "error"] = "success" if kind == "response" else "error"
-        body: Any = _decode(raw, content_type)
+        body: Any = decode(raw, content_type)
         error_type = h.headers.get(_ERROR_TYPE) or _error_type_of(body)
         too_large = kind == "response" and len(raw) > self.max_response_bytes
         if too_large:
@@ -530,19 +544,19 @@ class LocalRuntimeAPI:
                 )
                 self._cond.notify_all()
         if invocation is None:  # unknown, or answered already: Lambda says 400 to both
-            return _send_error(h, HTTPStatus.BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
+            return send_error(h, HTTPStatus.BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
         if too_large:
-            return _send_error(
+            return send_error(
                 h,
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 "RequestEntityTooLarge",
                 f"Exceeded maximum allowed payload size ({self.max_response_bytes} bytes).",
             )
-        return _send_json(h, HTTPStatus.ACCEPTED, {"status": "OK"})
+        return send_json(h, HTTPStatus.ACCEPTED, {"status": "OK"})
 
-    def _init_error(self, h: _Handler, phase: Literal["init", "restore"]) -> int:
-        raw = _read_body(h)
-        body = _decode(raw, h.headers.get("Content-Type"))
+    def _init_error(self, h: Handler, phase: Literal["init", "restore"]) -> int:
+        raw = read_body(h)
+        body = decode(raw, h.headers.get("Content-Type"))
         with self._cond:
             self._init_errors.append(
                 InitError(
@@ -559,121 +573,10 @@ class LocalRuntimeAPI:
                 )
             )
             self._cond.notify_all()
-        return _send_json(h, HTTPStatus.ACCEPTED, {"status": "OK"})
+        return send_json(h, HTTPStatus.ACCEPTED, {"status": "OK"})
 
 
 _NOTHING: Any = object()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # joined by LocalRuntimeAPI.stop(), with a bound
-    block_on_close = False
-
-    def __init__(self, api: LocalRuntimeAPI, port: int) -> None:
-        self.api = api
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):  # a runtime killed mid-request: its business
-            return
-        if exc is not None:
-            with self.api._cond:
-                self.api._errors.append(exc)
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as awslambdaric's curl client expects
-    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
-    # client's delayed ACK stall every answer by ~40 ms.
-    disable_nagle_algorithm = True
-    server: _Server
-    conn_info: ConnectionInfo
-
-    def setup(self) -> None:
-        super().setup()
-        self.conn_info = self.server.api._open(self)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.api._close(self.conn_info)
-
-    def do_GET(self) -> None:
-        self.server.api._dispatch(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.api._dispatch(self, "POST")
-
-    def do_PUT(self) -> None:
-        self.server.api._dispatch(self, "PUT")
-
-    def do_DELETE(self) -> None:
-        self.server.api._dispatch(self, "DELETE")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the runtime's own logs are what matter
-
-
-# -- HTTP helpers -----------------------------------------------------------------------
-
-
-def _read_body(h: BaseHTTPRequestHandler) -> bytes:
-    if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
-        chunks: list[bytes] = []
-        while True:
-            size = int(h.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while h.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
-            chunks.append(h.rfile.read(size))
-            h.rfile.readline()
-    length = int(h.headers.get("Content-Length") or 0)
-    return h.rfile.read(length) if length > 0 else b""
-
-
-def _send(h: _Handler, status: HTTPStatus, body: bytes, headers: Mapping[str, str]) -> int:
-    h.server.api._record(h, int(status))  # before the client can see the answer
-    h.send_response(status)
-    for name, value in headers.items():
-        h.send_header(name, value)
-    h.send_header("Content-Length", str(len(body)))
-    if h.close_connection:
-        h.send_header("Connection", "close")
-    h.end_headers()
-    h.wfile.write(body)
-    h.wfile.flush()
-    return int(status)
-
-
-def _send_json(h: _Handler, status: HTTPStatus, obj: Any) -> int:
-    return _send(h, status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
-
-
-def _send_error(h: _Handler, status: HTTPStatus, kind: str, message: str) -> int:
-    return _send_json(h, status, {"errorMessage": message, "errorType": kind})
-
-
-def _not_allowed(h: _Handler) -> int:
-    _read_body(h)
-    return _send_error(h, HTTPStatus.METHOD_NOT_ALLOWED, "MethodNotAllowed", h.command)
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _peer_closed(sock: socket.socket) -> bool:
-    """True when the client has closed its end (EOF readable, nothing sent)."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
-        return True
 
 
 def _encode(event: Any) -> bytes:
@@ -681,15 +584,6 @@ def _encode(event: Any) -> bytes:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload)
     return json.dumps(payload).encode()
-
-
-def _decode(raw: bytes, content_type: str | None) -> Any:
-    if content_type is None or "json" in content_type.lower():
-        try:
-            return json.loads(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 def _error_type_of(body: Any) -> str | None:
