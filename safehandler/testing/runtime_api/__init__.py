@@ -42,8 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
@@ -51,6 +50,7 @@ from typing import IO, Any, Literal
 from urllib.parse import unquote
 
 from .._limits import fd_limited
+from ._feed import EventFeed, encode
 from ._http import (
     Handler,
     Server,
@@ -139,16 +139,9 @@ class LocalRuntimeAPI:
         self._port = port
 
         self._cond = threading.Condition()
-        self._queue: queue.Queue[Any] | None = None
-        self._source: Iterator[Any] | None = None
-        if isinstance(events, queue.Queue):
-            self._queue = events
-        elif events is not None:
-            self._source = iter(events)
-        self._added: deque[Any] = deque()
-        self._retry: deque[tuple[int, Any]] = deque()  # taken, never delivered: serve again
-        self._finished = close_when_done
-        self._index = itertools.count()
+        self._errors: list[BaseException] = []
+        # the feed is read and fed under self._cond; skipped events go to self._errors
+        self._feed = EventFeed(events, finished=close_when_done, errors=self._errors)
         self._pending: dict[str, Invocation] = {}
         self._invocations: list[Invocation] = []
         self._results: list[InvocationResult] = []
@@ -157,7 +150,6 @@ class LocalRuntimeAPI:
         self._sockets: dict[int, socket.socket] = {}
         self._threads: list[threading.Thread] = []
         self._requests: list[_Request] = []
-        self._errors: list[BaseException] = []
         self._waiting = 0
         self._active = 0  # requests being handled now
         self._conn_seq = itertools.count(1)
@@ -235,27 +227,22 @@ class LocalRuntimeAPI:
 
     def add_event(self, event: Any) -> None:
         """Serve ``event`` after those already given (``RuntimeEvent`` for headers)."""
-        _encode(event)  # fail here, not in the server thread
+        encode(event)  # fail here, not in the server thread
         with self._cond:
-            if self._finished:
-                raise RuntimeError("events are closed (close_when_done or finish_events())")
-            if self._queue is not None:
-                self._queue.put(event)
-            else:
-                self._added.append(event)
+            self._feed.add(event)
             self._cond.notify_all()
 
     def finish_events(self) -> None:
         """No more events will be added; ``next`` keeps blocking once all are served."""
         with self._cond:
-            self._finished = True
+            self._feed.finish()
             self._cond.notify_all()
 
     @property
     def exhausted(self) -> bool:
         """Events are closed and every one has been handed out."""
         with self._cond:
-            return self._finished and not self._has_event_locked()
+            return self._feed.finished and not self._feed.has_event()
 
     # -- what happened --
 
@@ -330,49 +317,8 @@ class LocalRuntimeAPI:
         """Wait until ``waiting`` runtimes block in ``next`` with nothing to serve them."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: self._waiting >= waiting and not self._has_event_locked(), timeout
+                lambda: self._waiting >= waiting and not self._feed.has_event(), timeout
             )
-
-    # -- internals: events --
-
-    def _has_event_locked(self) -> bool:
-        if self._retry or self._added:
-            return True
-        if self._queue is not None:
-            return not self._queue.empty()
-        return self._source is not None  # unknown until pulled: an iterator may have more
-
-    def _take_locked(self) -> tuple[int, Any, bytes] | None:
-        while True:
-            if self._retry:
-                index, event = self._retry.popleft()
-            else:
-                event = self._pull_locked()
-                if event is _NOTHING:
-                    return None
-                index = next(self._index)
-            try:
-                return index, event, _encode(event)
-            except (TypeError, ValueError) as e:  # skipped; reported in ``errors``
-                self._errors.append(e)
-
-    def _pull_locked(self) -> Any:
-        if self._source is not None:
-            try:
-                return next(self._source)
-            except StopIteration:
-                self._source = None
-            except Exception as e:  # noqa: BLE001 - a failing generator ends its stream
-                self._errors.append(e)
-                self._source = None
-        if self._added:
-            return self._added.popleft()
-        if self._queue is not None:
-            try:
-                return self._queue.get_nowait()
-            except queue.Empty:
-                pass
-        return _NOTHING
 
     # -- internals: HTTP --
 
@@ -453,7 +399,7 @@ class LocalRuntimeAPI:
                     if peer_closed(h.connection):
                         h.close_connection = True
                         return 0  # nobody to answer: leave the event for another runtime
-                    taken = self._take_locked()
+                    taken = self._feed.take()
                     if taken is not None:
                         break
                     self._cond.wait(_POLL_S)
@@ -502,7 +448,7 @@ class LocalRuntimeAPI:
             with self._cond:
                 del self._pending[request_id]
                 self._invocations.remove(invocation)
-                self._retry.appendleft((index, event))
+                self._feed.put_back(index, event)
                 self._cond.notify_all()
             raise
 
@@ -574,16 +520,6 @@ class LocalRuntimeAPI:
             )
             self._cond.notify_all()
         return send_json(h, HTTPStatus.ACCEPTED, {"status": "OK"})
-
-
-_NOTHING: Any = object()
-
-
-def _encode(event: Any) -> bytes:
-    payload = event.payload if isinstance(event, RuntimeEvent) else event
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    return json.dumps(payload).encode()
 
 
 def _error_type_of(body: Any) -> str | None:
