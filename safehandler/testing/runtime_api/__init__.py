@@ -32,7 +32,8 @@ from __future__ import annotations
 from ._local import LocalRun, run_local
 from ._process import RuntimeProcess, run_runtime
 from ._records import ConnectionInfo, InitError, Invocation, InvocationResult, RuntimeEvent
-from ._server import API_VERSION, MAX_RESPONSE_BYTES, LocalRuntimeAPI
+from ._routes import API_VERSION, MAX_RESPONSE_BYTES
+from ._server import LocalRuntimeAPI
 
 __all__ = [
     "API_VERSION",

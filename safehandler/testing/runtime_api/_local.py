@@ -12,7 +12,8 @@ from typing import Any
 
 from ._process import run_runtime
 from ._records import ConnectionInfo, InitError, InvocationResult
-from ._server import JOIN_S, POLL_S, LocalRuntimeAPI
+from ._routes import POLL_S
+from ._server import JOIN_S, LocalRuntimeAPI
 
 __all__ = ["LocalRun", "run_local"]
 
