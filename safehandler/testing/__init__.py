@@ -1,6 +1,12 @@
 """Testing tools: soak a handler, a fake LambdaContext, handler and event loading.
 
 Importable without pytest; the CLI and the pytest plugin are thin layers over ``soak()``.
+
+The modules, each importing only those before it: ``_limits`` (Lambda's fd limit),
+``_targets`` (handlers and events by name), ``_context`` (the fake context), ``_report``
+(``SoakReport``), ``_events`` (event adapters), ``_progress`` (the bar), ``_soak`` (the loop),
+``_isolated`` (a soak in a child process), ``html_report``, ``runtime_api`` (a local Lambda
+Runtime API under awslambdaric).
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ failed invocations, as Lambda does (``Runtime.ExitError``).
 Like a frozen Lambda environment, ``next`` blocks while there is no event, until one is
 added or the server stops. Nothing here enforces the function timeout: the deadline is only
 announced (``Lambda-Runtime-Deadline-Ms``), and the runtime is stopped when the server is.
+
+The modules, each importing only those before it: ``_records`` (the values), ``_procfs``
+(which pid holds a socket), ``_feed`` (the events to serve), ``_http`` (server, handler,
+bodies), ``_routes`` (what each route answers and records), ``_server`` (``LocalRuntimeAPI``),
+``_process`` (``run_runtime``), ``_local`` (``run_local``).
 """
 
 from __future__ import annotations
