@@ -1,4 +1,4 @@
-"""Start a command under Lambda's file-descriptor limit.
+"""Lambda's file-descriptor limit, and starting a command under it.
 
 A small Python launcher sets ``RLIMIT_NOFILE`` and then ``exec``s the command, so the pid stays
 the same. (``preexec_fn`` would do it in fewer words, but it is unsafe in a process with
@@ -10,7 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-__all__ = ["fd_limited"]
+__all__ = ["LAMBDA_FD_LIMIT", "fd_limited"]
+
+LAMBDA_FD_LIMIT = 1024  # RLIMIT_NOFILE in a Lambda execution environment
 
 _LAUNCHER = (
     "import os, resource, sys; n = int(sys.argv[1]); "

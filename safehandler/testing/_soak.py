@@ -1,4 +1,4 @@
-"""The soak engine: run a handler many times under the guard; report what outlived it.
+"""The soak loop: run a handler many times under the guard; gather what outlived it.
 
 Verdicts follow leak hunters' practice: counted resources get zero tolerance after a short
 warm-up (``leak_after=1``, ``warmup=1``), threads a bounded grace period, memory a trend over
@@ -9,226 +9,27 @@ paths (the handler raised, a certain event) are reported with that path.
 from __future__ import annotations
 
 import errno
-import json
 import os
-import random
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TextIO
 
 from .._constants import DB_CLEANUP
 from .._engine import Engine, Invocation
-from .._records import Finding, InvocationStats, plural
-from ..errors import LeakError, TargetError
+from .._records import Finding, InvocationStats
+from ..errors import LeakError
 from ..guard import engine_of, guard
 from ..policy import Policy
-from ._limits import fd_limited
-from ._targets import load_events
+from ._context import FakeLambdaContext
+from ._events import labelled
+from ._progress import Progress
+from ._report import SoakReport
 
-__all__ = ["DEFAULT_INVOCATIONS", "LAMBDA_FD_LIMIT", "SoakReport", "soak", "soak_policy"]
+__all__ = ["DEFAULT_INVOCATIONS", "soak", "soak_policy"]
 
 DEFAULT_INVOCATIONS = 1500
-LAMBDA_FD_LIMIT = 1024
 _FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE)
-
-
-# -- the report -----------------------------------------------------------------------
-
-
-@dataclass
-class SoakReport:
-    handler: str
-    invocations: int
-    errors: int
-    findings: list[Finding]
-    seconds: float
-    error_types: Counter[str] = field(default_factory=Counter)
-    stats: list[InvocationStats] = field(default_factory=list, repr=False)
-    fd_exhausted_at: int | None = None  # the first invocation that failed with EMFILE
-    fd_limit: int | None = None  # the soft RLIMIT_NOFILE the soak ran under
-
-    @property
-    def verdict(self) -> str:
-        return "leak" if self.findings else "clean"
-
-    @property
-    def clean(self) -> bool:
-        return not self.findings
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape; keys may be added, never renamed."""
-        return {
-            "handler": self.handler,
-            "invocations": self.invocations,
-            "errors": self.errors,
-            "error_types": dict(self.error_types),
-            "verdict": self.verdict,
-            "seconds": round(self.seconds, 3),
-            "fd_limit": self.fd_limit,
-            "fd_exhausted_at": self.fd_exhausted_at,
-            "findings": [finding.to_dict() for finding in self.findings],
-            "stats": [list(row) for row in self.stats],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SoakReport:
-        """Rebuild a report written by ``to_dict`` (an isolated soak's child writes one)."""
-        return cls(
-            handler=data["handler"],
-            invocations=data["invocations"],
-            errors=data["errors"],
-            findings=[Finding.from_dict(item) for item in data["findings"]],
-            seconds=data.get("seconds", 0.0),
-            error_types=Counter(data.get("error_types", {})),
-            stats=[InvocationStats(*row) for row in data.get("stats", [])],
-            fd_exhausted_at=data.get("fd_exhausted_at"),
-            fd_limit=data.get("fd_limit"),
-        )
-
-    def __str__(self) -> str:
-        rate = self.invocations / self.seconds if self.seconds else 0.0
-        head = (
-            f"safehandler soak {self.handler}: {self.invocations:,} invocations in "
-            f"{self.seconds:.2f} s ({rate:,.0f}/s), {self.errors:,} raised"
-        )
-        if self.error_types:
-            head += " (" + ", ".join(f"{n:,} {k}" for k, n in self.error_types.items()) + ")"
-        lines = [head]
-        if self.stats:
-            lines += _counters_lines(self.stats)
-        if self.fd_exhausted_at is not None:
-            limit = f" (RLIMIT_NOFILE {self.fd_limit:,})" if self.fd_limit else ""
-            lines.append(
-                f"EMFILE at invocation {self.fd_exhausted_at:,}: the process ran out of file "
-                f"descriptors{limit}; every later invocation that opens one fails"
-            )
-        if self.clean:
-            lines.append("verdict: clean, nothing outlived its invocation")
-            return "\n".join(lines)
-        count = len(self.findings)
-        lines.append(f"verdict: LEAK, {count} {plural('finding', count)}")
-        for finding in self.findings:
-            lines.append(f"  [{finding.kind}] {finding}")
-            path = finding.extra.get("path")
-            if path:
-                lines.append(f"      {path}")
-        lines.append(_ADVICE)
-        return "\n".join(lines)
-
-
-_ADVICE = (
-    "fix: close what the handler opens before it returns (`with` or try/finally), or create it "
-    "once at module level and reuse it; join threads before returning."
-)
-
-
-def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMIT) -> list[str]:
-    def ends(column: str) -> tuple[InvocationStats, InvocationStats] | None:
-        # a probe switched off (by EMFILE, say) leaves None: use the last row that has it
-        rows = [row for row in stats if getattr(row, column) is not None]
-        return (rows[0], rows[-1]) if rows else None
-
-    parts, lines = [], []
-    if fds := ends("fds"):
-        first, last = fds
-        opened, now = first.fds or 0, last.fds or 0
-        parts.append(f"open fds {opened:,} -> {now:,}")
-        if now > opened and last.invocation > first.invocation:
-            per_call = (now - opened) / (last.invocation - first.invocation)
-            runs_out = first.invocation + (fd_limit - opened) / per_call
-            lines.append(
-                f"at {per_call:.2g} fd per invocation, Lambda's {fd_limit:,} fds run out near "
-                f"invocation {max(1, int(runs_out)):,}"
-            )
-    if threads := ends("threads"):
-        parts.append(f"threads {threads[0].threads} -> {threads[1].threads}")
-    if (db := ends("db")) and (db[0].db or db[1].db):
-        parts.append(f"DB connections left open {db[0].db} -> {db[1].db}")
-    if rss := ends("rss"):
-        first_rss, last_rss = rss[0].rss or 0, rss[1].rss or 0
-        parts.append(f"RSS {first_rss / 2**20:.1f} -> {last_rss / 2**20:.1f} MiB")
-    head = f"after invocation {stats[0].invocation} -> {stats[-1].invocation:,}: "
-    return [head + ", ".join(parts), *lines]
-
-
-# -- events ---------------------------------------------------------------------------
-
-
-def _labelled(events: Any, invocations: int, seed: int | None) -> Iterator[tuple[str, Any]]:
-    """``(label, event)`` per invocation from whatever the caller gave.
-
-    A path (file or directory of JSON files), a list (cycled), a Hypothesis strategy (up to
-    200 distinct examples, cycled), a callable (called per invocation), an iterator (consumed),
-    or a single event (repeated; default ``{}``).
-    """
-    if isinstance(events, (str, os.PathLike)):
-        events = load_events(events)
-        return _cycle(events, seed)
-    if _is_strategy(events):
-        return _cycle(_draw(events, min(invocations, 200), seed), seed)
-    if callable(events):
-        return ((f"call {n}", events()) for n in _count())
-    if isinstance(events, (list, tuple)):
-        if not events:
-            raise TargetError("no events to soak with")
-        return _cycle([(f"#{n}", event) for n, event in enumerate(events)], seed)
-    if isinstance(events, Iterator):
-        return ((f"#{n}", event) for n, event in enumerate(events))
-    single = {} if events is None else events
-    return (("event", single) for _ in _count())
-
-
-def _count() -> Iterator[int]:
-    n = 0
-    while True:
-        yield n
-        n += 1
-
-
-def _cycle(pairs: list[tuple[str, Any]], seed: int | None) -> Iterator[tuple[str, Any]]:
-    if seed is not None:
-        pairs = list(pairs)
-        random.Random(seed).shuffle(pairs)  # noqa: S311 - an order, not a secret
-    while True:
-        yield from pairs
-
-
-def _is_strategy(obj: object) -> bool:
-    hypothesis = sys.modules.get("hypothesis.strategies")
-    return hypothesis is not None and isinstance(obj, hypothesis.SearchStrategy)
-
-
-def _draw(strategy: Any, count: int, seed: int | None) -> list[tuple[str, Any]]:
-    """Examples through Hypothesis's public API: a @given run that only collects."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as hypothesis_seed
-
-    drawn: list[Any] = []
-
-    @settings(
-        max_examples=count,
-        database=None,
-        derandomize=seed is None,
-        suppress_health_check=list(HealthCheck),
-        deadline=None,
-    )
-    @given(strategy)
-    def collect(event: Any) -> None:
-        drawn.append(event)
-
-    if seed is not None:
-        collect = hypothesis_seed(seed)(collect)
-    collect()
-    return [(f"example {n}", event) for n, event in enumerate(drawn)]
-
-
-# -- the soak -------------------------------------------------------------------------
 
 
 def soak_policy(environ: Mapping[str, str] | None = None, **settings: Any) -> Policy:
@@ -255,15 +56,13 @@ def soak(
 ) -> SoakReport:
     """Run ``handler`` ``invocations`` times and report every leak it showed.
 
-    ``events``: see ``_labelled``. A handler that is already guarded is soaked with its own
-    engine; any other is guarded here with ``policy`` (default: ``soak_policy()``).
+    ``events``: see ``_events.labelled``. A handler that is already guarded is soaked with its
+    own engine; any other is guarded here with ``policy`` (default: ``soak_policy()``).
     ``progress``: a terminal stream for a progress bar.
     """
     if invocations < 1:
         raise ValueError(f"invocations={invocations!r}: must be at least 1")
     if context_factory is None:
-        from . import FakeLambdaContext
-
         context_factory = FakeLambdaContext
     engine = engine_of(handler)
     if engine is None:
@@ -281,8 +80,8 @@ def soak(
     outcomes: dict[int, tuple[str, str | None]] = {}  # invocation -> (event label, error)
     errors: Counter[str] = Counter()
     exhausted_at: int | None = None
-    feed = _labelled(events, invocations, seed)
-    bar = _Progress(progress, invocations)
+    feed = labelled(events, invocations, seed)
+    bar = Progress(progress, invocations)
     started = time.perf_counter()
     done = 0
     with engine.observe(observe, quiet=True):
@@ -334,6 +133,9 @@ def _soft_fd_limit() -> int | None:
 def _describe(handler: Callable[..., Any]) -> str:
     module = getattr(handler, "__module__", "?")
     return f"{module}:{getattr(handler, '__qualname__', repr(handler))}"
+
+
+# -- path attribution: one finding per group, and which events grew it ----------------
 
 
 def _merge(
@@ -399,85 +201,3 @@ def _path(grew_at: Iterable[int], outcomes: Mapping[int, tuple[str, str | None]]
 def _few(labels: list[str], most: int = 5) -> str:
     shown = ", ".join(labels[:most])
     return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
-
-
-class _Progress:
-    """A one-line progress bar, only on a terminal."""
-
-    def __init__(self, stream: TextIO | None, total: int) -> None:
-        self.stream = stream if stream is not None and stream.isatty() else None
-        self.total = total
-        self.step = max(1, total // 100)
-
-    def update(self, done: int) -> None:
-        if self.stream is None or (done % self.step and done != self.total):
-            return
-        width = 30
-        filled = width * done // self.total
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.stream is not None:
-            self.stream.write("\r" + " " * 60 + "\r")
-            self.stream.flush()
-
-
-# -- isolated: a subprocess under Lambda's limits --------------------------------------
-
-
-def soak_isolated(
-    target: str,
-    *,
-    invocations: int = DEFAULT_INVOCATIONS,
-    events: str | os.PathLike[str] | None = None,
-    fd_limit: int = LAMBDA_FD_LIMIT,
-    memory_mb: int | None = None,
-    seed: int | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 3600,
-) -> SoakReport:
-    """Soak ``target`` in a child process with ``RLIMIT_NOFILE`` at ``fd_limit`` (Lambda's
-    1,024 by default) and the function's memory size, so a leak really hits ``EMFILE``."""
-    import resource
-
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard != resource.RLIM_INFINITY and fd_limit > hard:
-        raise TargetError(f"--fd-limit {fd_limit}: above this process's hard limit {hard}")
-
-    child_env = dict(os.environ if env is None else env)
-    if memory_mb is not None:
-        child_env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(memory_mb)
-    with tempfile.TemporaryDirectory(prefix="safehandler-soak-") as scratch:
-        out = Path(scratch) / "report.json"
-        argv = [
-            sys.executable,
-            "-m",
-            "safehandler",
-            "soak",
-            target,
-            "-n",
-            str(invocations),
-            "--json",
-            str(out),
-            "--quiet",
-        ]
-        if events is not None:
-            argv += ["--events", os.fspath(events)]
-        if seed is not None:
-            argv += ["--seed", str(seed)]
-        proc = subprocess.run(
-            fd_limited(argv, fd_limit),
-            env=child_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if proc.returncode not in (0, 1) or not out.exists():
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise TargetError(
-                f"the isolated soak failed (exit {proc.returncode}): "
-                + (detail[-1] if detail else "no output")
-            )
-        return SoakReport.from_dict(json.loads(out.read_text(encoding="utf-8")))

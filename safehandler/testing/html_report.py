@@ -13,7 +13,8 @@ from html import escape
 
 from .. import __version__
 from .._records import Finding, InvocationStats, plural
-from ._soak import _ADVICE, LAMBDA_FD_LIMIT, SoakReport
+from ._limits import LAMBDA_FD_LIMIT
+from ._report import ADVICE, SoakReport
 
 __all__ = ["render_html"]
 
@@ -341,7 +342,7 @@ def _findings(findings: list[Finding]) -> str:
     head = "".join(f"<th>{name}</th>" for name in names)
     return (
         f"<h2>Findings</h2><table><thead><tr>{head}</tr></thead>"
-        f'<tbody>{"".join(rows)}</tbody></table><p class="advice">{escape(_ADVICE)}</p>'
+        f'<tbody>{"".join(rows)}</tbody></table><p class="advice">{escape(ADVICE)}</p>'
     )
 
 
