@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from . import _health_state, integrations, recycle
+from . import _health_state, _scope, integrations, recycle
 from ._constants import LOGGER_NAME
-from ._records import Creation, Finding, InvocationStats, Resource
-from ._scope import recorder
+from ._records import Finding, InvocationStats, Resource
 from .health import Health, HealthMonitor, memory_limit_bytes
 from .policy import Policy
 from .probes import Probe, build_probes
 from .report import log_finding, log_unhealthy
-from .verdicts import GroupHistory, Judge
+from .verdicts import GroupHistory, Judge, Verdict
 
 __all__ = ["Engine", "Invocation"]
 
@@ -45,12 +46,15 @@ Observer = Callable[[Invocation], None]
 
 
 class _Token:
-    """What before() hands after(): where the recording started, and the counts then."""
+    """What before() hands after(): the invocation's scope, its number and the counts then."""
 
-    __slots__ = ("before", "mark")
+    __slots__ = ("before", "invocation", "opened")
 
-    def __init__(self, mark: int, before: dict[str, Any]) -> None:
-        self.mark = mark
+    def __init__(
+        self, opened: tuple[_scope.Scope, Any], invocation: int, before: dict[str, Any]
+    ) -> None:
+        self.opened = opened
+        self.invocation = invocation
         self.before = before
 
 
@@ -70,13 +74,18 @@ class Engine:
         self.findings: list[Finding] = []  # every finding reported, in order
         self.probes: dict[str, Probe] = {}
         self._observers: list[Observer] = []
+        # concurrent invocations (a thread-per-request server) judge one at a time
+        self._lock = threading.Lock()
         self._quiet = 0  # observers that take the findings instead of the log
         self._last: dict[str, Any] = {}  # each probe's snapshot after the last invocation
         # the hot path's view of self.probes, rebuilt by _wire() whenever it changes
         self._counted_before: tuple[Probe, ...] = ()
         self._carried: tuple[Probe, ...] = ()
         self._counted_after: tuple[Probe, ...] = ()
-        self._stat_probes: tuple[tuple[str, Probe], ...] = ()
+        self._compared: tuple[Probe, ...] = ()
+        self._holders: frozenset[Probe] = frozenset()
+        self._uncarried: tuple[Probe, ...] = ()
+        self._stat_slots: tuple[tuple[int, Probe], ...] = ()
         memory_limit = memory_limit_bytes(policy.memory_limit_mb) if policy.enabled else None
         self.judge = Judge(policy, memory_limit)
         self.monitor = HealthMonitor(policy, memory_limit)
@@ -88,7 +97,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - fail open at decoration time too
                 self._disable_all(exc)
             self._wire()
-            recorder.install()
+            _scope.install()
             if policy.recycle == "auto":
                 recycle.install_hook()
 
@@ -100,7 +109,12 @@ class Engine:
         )
         self._carried = tuple(p for p in probes if p.carries_over and p.name in self._last)
         self._counted_after = probes
-        self._stat_probes = tuple((p.stat, p) for p in probes if p.stat)
+        self._compared = tuple(p for p in probes if p.counts_before)
+        # only probes that can hold resources are asked whether they do, on every invocation
+        self._holders = frozenset(p for p in probes if type(p).holding is not Probe.holding)
+        self._uncarried = tuple(p for p in probes if p.carries_over and p.name not in self._last)
+        fields = InvocationStats._fields
+        self._stat_slots = tuple((fields.index(p.stat), p) for p in probes if p.stat in fields)
 
     # -- what others may read -----------------------------------------------------------
 
@@ -147,17 +161,27 @@ class Engine:
 
     # -- around the call --------------------------------------------------------------
 
-    def before(self) -> _Token:
-        """Snapshot the counters and start recording. Never raises."""
-        self.invocation += 1
+    def before(self, remaining_ms: float | None = None) -> _Token | None:
+        """Open the invocation's scope and snapshot the counters. None when the call is nested
+        in another guarded invocation, which owns it. Never raises."""
         try:
-            counts = self._before()
+            deadline = None if remaining_ms is None else time.monotonic() + remaining_ms / 1000
+            opened = _scope.begin(deadline)
         except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
             self._disable_all(exc)
-            counts = {}
-        return _Token(recorder.begin(), counts)
+            return None
+        if opened is None:
+            return None
+        with self._lock:
+            self.invocation += 1
+            try:
+                counts = self._before(self.invocation)
+            except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
+                self._disable_all(exc)
+                counts = {}
+            return _Token(opened, self.invocation, counts)
 
-    def _before(self) -> dict[str, Any]:
+    def _before(self, invocation: int) -> dict[str, Any]:
         counts = self._snapshots(self._counted_before)
         last = self._last
         gone: list[Resource] = []
@@ -167,13 +191,13 @@ class Engine:
             if now is not None and (name not in last or last[name] != now):
                 # Baseline, or a change between invocations: nobody's doing, but what went
                 # away is gone.
-                delta = self._safely(probe, probe.diff, last.get(name), now, (), 0)
+                delta = self._safely(probe, probe.diff, last.get(name), now, _scope.IDLE, 0)
                 if delta is not None:
                     gone += delta.removed
         for probe in self._carried:
             counts[probe.name] = last[probe.name]
         if gone:
-            self.judge.tracker.observe(self.invocation, (), gone)
+            self.judge.tracker.observe(invocation, (), gone)
         return counts
 
     def _snapshots(self, probes: tuple[Probe, ...]) -> dict[str, Any]:
@@ -189,39 +213,60 @@ class Engine:
             return counts
 
     def after(self, token: _Token, *, failed: bool) -> list[Finding]:
-        """Judge the invocation; return the findings reported now. Never raises."""
-        creations = recorder.end(token.mark)  # first, so recording stops whatever follows
+        """Close the scope and judge the invocation; return the findings reported now.
+        Never raises."""
         try:
-            return self._after(token, creations, failed)
+            scope = _scope.end(token.opened)  # first, so recording stops whatever follows
         except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
             self._disable_all(exc)
             return []
+        with self._lock:
+            try:
+                return self._after(token, scope, failed)
+            except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
+                self._disable_all(exc)
+                return []
 
-    def _after(self, token: _Token, creations: list[Creation], failed: bool) -> list[Finding]:
+    def _after(self, token: _Token, scope: _scope.Scope, failed: bool) -> list[Finding]:
+        invocation = token.invocation
         counts = self._snapshots(self._counted_after)
         self._remember(counts)
         before = token.before
         added: list[Resource] = []
         removed: list[Resource] = []
         seen: list[Probe] = []  # probes that saw something: they may act on the verdict
-        for probe in self._counted_after:
+        busy = scope.busy
+        holders = self._holders
+        for probe in self._compared:
             name = probe.name
             if name not in before or name not in counts:
                 continue
             was, now = before[name], counts[name]
             # The cheap path: nothing moved, nothing was created, nothing is held.
-            if now == was and not creations and not probe.holding:
+            if now == was and not busy and (probe not in holders or not probe.holding):
                 continue
-            delta = self._safely(probe, probe.diff, was, now, creations, self.invocation)
+            delta = self._safely(probe, probe.diff, was, now, scope, invocation)
             if delta is not None:
                 added += delta.added
                 removed += delta.removed
-                if delta.added or probe.holding:
+                if delta.added or (probe in holders and probe.holding):
                     seen.append(probe)
-        stats = self._stats(counts, failed)
-        verdict = self.judge.judge(self.invocation, added, removed, stats.rss)
-        findings = verdict.findings
-        for probe in seen:
+        stats = self._stats(invocation, counts, failed)
+        findings = self.judge.observe(invocation, added, removed, stats.rss)
+        if seen:
+            self._act(seen, self.judge.verdict(invocation, findings, scope))
+        if findings:
+            stats = stats._replace(findings=len(findings))
+            self._publish(findings, failed)
+        self._check_health(invocation, stats)
+        if self._observers:
+            for observer in list(self._observers):
+                observer(Invocation(stats, findings))
+        return findings
+
+    def _act(self, probes: list[Probe], verdict: Verdict) -> None:
+        """The probes that saw something carry out what the verdict allows."""
+        for probe in probes:
             released = self._safely(probe, probe.act, verdict)
             if released:
                 self.judge.tracker.cleaned(released)
@@ -230,30 +275,18 @@ class Engine:
                 state = self._safely(probe, probe.snapshot)
                 if state is not None:
                     self._last[probe.name] = state
-        stats = stats._replace(findings=len(findings))
-        self._publish(findings, failed)
-        self._check_health(stats)
-        if self._observers:
-            for observer in list(self._observers):
-                observer(Invocation(stats, findings))
-        return findings
 
-    def _remember(self, counts: Mapping[str, Any]) -> None:
-        newly_carried = any(
-            probe.carries_over and probe.name not in self._last and probe.name in counts
-            for probe in self._counted_after
-        )
-        self._last = dict(counts)
-        if newly_carried:
+    def _remember(self, counts: dict[str, Any]) -> None:
+        self._last = counts  # (a new dict per invocation: nobody else holds it)
+        if self._uncarried and any(probe.name in counts for probe in self._uncarried):
             self._wire()  # from now on such a probe is read after invocations only
 
-    def _stats(self, counts: Mapping[str, Any], failed: bool) -> InvocationStats:
-        figures: dict[str, Any] = {
-            stat: probe.reading(counts[probe.name])
-            for stat, probe in self._stat_probes
-            if probe.name in counts
-        }
-        return InvocationStats(self.invocation, None, None, None, failed, 0)._replace(**figures)
+    def _stats(self, invocation: int, counts: Mapping[str, Any], failed: bool) -> InvocationStats:
+        values: list[Any] = [invocation, None, None, None, failed, 0, None]
+        for index, probe in self._stat_slots:
+            if probe.name in counts:
+                values[index] = probe.reading(counts[probe.name])
+        return InvocationStats._make(values)
 
     # -- publishing -------------------------------------------------------------------
 
@@ -264,16 +297,16 @@ class Engine:
             if not self._quiet and (failed or not self.policy.strict):
                 log_finding(self.logger, finding)
 
-    def _check_health(self, stats: InvocationStats) -> None:
-        health = self.monitor.check(self.invocation, stats.fds, stats.rss)
+    def _check_health(self, invocation: int, stats: InvocationStats) -> None:
+        health = self.monitor.check(invocation, stats.fds, stats.rss)
         if health is None:
-            if self.invocation == 1 and self.monitor.unhealthy_since is None:
+            if invocation == 1 and self.monitor.unhealthy_since is None:
                 _health_state.publish(healthy=True, reasons=(), invocation=1)
             return
-        _health_state.publish(healthy=False, reasons=health.reasons, invocation=self.invocation)
+        _health_state.publish(healthy=False, reasons=health.reasons, invocation=invocation)
         if self.policy.recycle == "auto":
             recycle.request(list(health.reasons))
-        log_unhealthy(self.logger, self.invocation, health, self.open_counts()[:5])
+        log_unhealthy(self.logger, invocation, health, self.open_counts()[:5])
 
     # -- fail open --------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 Kind = Literal["fd", "socket", "db_connection", "thread", "process", "global", "memory"]
-CreationKind = Literal["file", "socket", "thread", "process"]
+CreationKind = Literal["file", "socket", "thread", "process", "atexit"]
 
 
 # -- where ------------------------------------------------------------------------------
@@ -124,11 +124,14 @@ class Handle:
         "detail",
         "invocation",
         "is_open",
+        "last_used",
         "noun",
         "ref",
         "rollback",
+        "scope",
         "site",
         "superseded",
+        "tracks_use",
     )
 
     def __init__(
@@ -151,9 +154,19 @@ class Handle:
         self.rollback = rollback  # roll back if in a transaction; True if it did
         self.invocation = 0
         self.superseded = False  # reported through a handle that owns it
+        self.scope = 0  # the serial of the scope (the invocation) that opened it
+        # the serial of the last scope that used it, when the driver tells (``tracks_use``):
+        # a connection used again by a later invocation is a cache, not a leak
+        self.last_used = 0
+        self.tracks_use = False
 
     def __repr__(self) -> str:
         return f"Handle({self.noun!r}, {self.detail!r}, invocation={self.invocation})"
+
+    @property
+    def used_again(self) -> bool:
+        """Used by an invocation after the one that opened it (known only if ``tracks_use``)."""
+        return self.last_used != self.scope
 
     def alive(self) -> Any:
         """The object, if it is still there and open; else None."""

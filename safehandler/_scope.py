@@ -1,142 +1,128 @@
-"""The invocation's record of what it creates: files, sockets, threads, processes, DB handles.
+"""The invocation scope: what one invocation creates belongs to it, not to the process.
 
-An audit hook (``sys.addaudithook``) sees ``open``, ``socket.__new__``, ``sqlite3.connect`` and
-process creation; a ``Thread.start`` wrapper sees threads; the driver integrations add the
-database handles they see. Everything is recorded only while an invocation runs, so the cost is
-paid per creation event (a frame walk of a few microseconds), never per invocation.
+A ``Scope`` is opened by the guard for one invocation and lives in a ``contextvars`` variable,
+so it follows the invocation's thread or async task and nothing else: a thread-per-request
+server runs many scopes at once, each judged on its own. A guarded handler called inside
+another one joins the enclosing scope (one report, one cleanup, by the outermost). A thread
+started inside an invocation records into that invocation's scope while it is open (threads
+do not inherit context variables). A forked child starts with no scope.
+
+What is recorded: an audit hook (``sys.addaudithook``) sees ``open``, ``socket.__new__``,
+``sqlite3.connect`` and process creation; a ``Thread.start`` wrapper sees threads; an
+``atexit.register`` wrapper sees exit callbacks; the driver integrations add the database
+handles they see. Nothing is recorded outside an invocation, so the cost is per creation event
+(a frame walk of a few microseconds), never per invocation.
+
+Fail open: every hook installed here catches its own faults; the first fault of each hook is
+one warning on the ``safehandler`` logger, and the user's ``open()``, ``Thread.start()`` or
+``atexit.register()`` goes on as if nothing were installed.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import contextvars
 import functools
+import itertools
+import logging
 import os
 import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
+from ._constants import LOGGER_NAME
 from ._records import Creation, Handle
-from ._sites import capture_site
+from ._sites import caller_is_library, capture_site
 
-__all__ = ["recorder", "registry"]
+__all__ = [
+    "IDLE",
+    "Scope",
+    "begin",
+    "current",
+    "end",
+    "handles_added",
+    "install",
+    "live_serials",
+    "others_live",
+    "recording",
+    "reporting_fault",
+]
 
-
-class _Recorder:
-    """Process-wide: an audit hook cannot be removed, so there is exactly one."""
-
-    def __init__(self) -> None:
-        self.events: list[Creation] = []
-        self.depth = 0  # nested guarded calls share one recording
-        self._installed = False
-        self._busy = threading.local()
-
-    def install(self) -> None:
-        if self._installed:
-            return
-        self._installed = True
-        sys.addaudithook(self._audit)
-        _wrap_thread_start(self)
-
-    def begin(self) -> int:
-        self.depth += 1
-        return len(self.events)
-
-    def end(self, mark: int) -> list[Creation]:
-        taken = self.events[mark:]
-        self.depth = max(0, self.depth - 1)
-        if self.depth == 0:
-            self.events = []
-        return taken
-
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        # Called for every audit event in the process: the first test must stay cheap.
-        if not self.depth or event not in _WATCHED:
-            return
-        if getattr(self._busy, "on", False):  # an event raised by our own frame walk
-            return
-        self._busy.on = True
-        try:
-            self._record_audit(event, args)
-        except Exception:  # noqa: BLE001, S110 - an audit hook must never break the caller's open()
-            pass
-        finally:
-            self._busy.on = False
-
-    def _record_audit(self, event: str, args: tuple[Any, ...]) -> None:
-        site = capture_site(sys._getframe(2))
-        if event == "socket.__new__":
-            self.events.append(Creation("socket", site, weakref.ref(args[0])))
-        elif event == "open":
-            path = args[0]
-            if isinstance(path, (str, bytes, os.PathLike)):
-                self.events.append(Creation("file", site, os.fsdecode(path)))
-        elif event in _PROCESS_EVENTS:
-            self.events.append(Creation("process", site, time.time(), event))
-        elif event == "sqlite3.connect":
-            database = os.fsdecode(args[0])
-            if database != ":memory:" and not database.startswith("file:"):
-                self.events.append(Creation("file", site, database, "sqlite3.connect"))
-
-    def record_thread(self, thread: threading.Thread, frame: FrameType | None) -> None:
-        if self.depth:
-            self.events.append(Creation("thread", capture_site(frame), weakref.ref(thread)))
+_serials = itertools.count(1)
 
 
-_PROCESS_EVENTS = frozenset(
-    {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.system", "os.spawn"}
-)
-_WATCHED = frozenset({"open", "socket.__new__", "sqlite3.connect"}) | _PROCESS_EVENTS
+class Scope:
+    """What one invocation created while it ran, and what the drivers opened."""
 
+    __slots__ = (
+        "__weakref__",
+        "_claimed",
+        "_claimed_paths",
+        "creations",
+        "deadline",
+        "handles",
+        "live",
+        "overlapped",
+        "serial",
+    )
 
-def _wrap_thread_start(rec: _Recorder) -> None:
-    original = threading.Thread.start
-    if getattr(original, "__safehandler__", False):
-        return
-
-    @functools.wraps(original)
-    def start(self: threading.Thread) -> None:
-        if rec.depth:
-            rec.record_thread(self, sys._getframe(1))
-        original(self)
-
-    start.__safehandler__ = True  # type: ignore[attr-defined]
-    threading.Thread.start = start  # type: ignore[method-assign]
-
-
-recorder = _Recorder()
-
-
-class _Registry:
-    """Handles created while an invocation runs; the integrations add, the probe takes."""
-
-    def __init__(self) -> None:
-        self.pending: list[Handle] = []
-        self.created = 0  # a counter the probe's snapshot reads
-        # DBAPI connections made in invocations and the SQLite files of engines made there:
-        # their sockets and fds are reported as connections, not a second time as fds.
-        self._claimed: weakref.WeakSet[Any] = weakref.WeakSet()
+    def __init__(self, deadline: float | None = None) -> None:
+        self.serial = next(_serials)  # tells scopes apart: which invocation last used a handle
+        self.creations: list[Creation] = []
+        self.handles: list[Handle] = []
+        self.live = True
+        # another invocation ran at some moment of this one: process-wide counters are shared
+        self.overlapped = False
+        self.deadline = deadline  # time.monotonic() when the invocation must have returned
+        # DBAPI connections and SQLite files opened in this scope: their sockets and fds are
+        # reported as connections, not a second time as fds.
+        self._claimed: list[weakref.ref[Any]] = []
         self._claimed_paths: set[str] = set()
 
+    def __repr__(self) -> str:
+        state = "live" if self.live else "ended"
+        return f"<Scope #{self.serial} {state}, {len(self.creations)} creations>"
+
     @property
-    def recording(self) -> bool:
-        return recorder.depth > 0
+    def busy(self) -> bool:
+        """Something was created or opened: the probes look closer."""
+        return bool(self.creations or self.handles)
 
-    def add(self, handle: Handle) -> None:
-        if recorder.depth:
-            self.pending.append(handle)
-            self.created += 1
+    def remaining(self) -> float | None:
+        """Seconds left before the invocation's deadline, if it has one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
-    def has_pending(self, obj: Any) -> bool:
-        return any(handle.ref() is obj for handle in self.pending)
+    # -- database handles (the integrations add them) ---------------------------------
+
+    def add_handle(self, handle: Handle) -> None:
+        handle.scope = self.serial
+        handle.last_used = self.serial
+        self.handles.append(handle)
+        global _handles_added  # noqa: PLW0603 - a counter the DB probe's snapshot reads
+        _handles_added += 1
+
+    def has_handle(self, obj: Any) -> bool:
+        return any(handle.ref() is obj for handle in self.handles)
+
+    def supersede(self, obj: Any) -> None:
+        """``obj`` is reported through another handle (a Session owns its connection)."""
+        for handle in self.handles:
+            if handle.ref() is obj:
+                handle.superseded = True
+
+    def take_handles(self) -> list[Handle]:
+        taken, self.handles = self.handles, []
+        return [handle for handle in taken if not handle.superseded]
 
     def claim(self, dbapi_connection: Any) -> None:
-        if recorder.depth:
-            # sqlite3.Connection cannot be weakly referenced: its file is claimed by path.
-            with contextlib.suppress(TypeError):
-                self._claimed.add(dbapi_connection)
+        # sqlite3.Connection cannot be weakly referenced: its file is claimed by path.
+        with contextlib.suppress(TypeError):
+            self._claimed.append(weakref.ref(dbapi_connection))
 
     def claim_path(self, path: str) -> None:
         self._claimed_paths.add(path)
@@ -144,23 +130,222 @@ class _Registry:
     def claimed(self) -> tuple[set[int], set[str]]:
         """fd numbers of claimed DBAPI connections' sockets, and claimed file paths."""
         fds = set()
-        for conn in list(self._claimed):
-            sock = getattr(conn, "_sock", None)  # PyMySQL
+        for ref in self._claimed:
+            sock = getattr(ref(), "_sock", None)  # PyMySQL
             try:
                 fds.add(sock.fileno())  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001, S112 - closed or not a socket
                 continue
         return fds, self._claimed_paths
 
-    def supersede(self, obj: Any) -> None:
-        """``obj`` is reported through another handle (a Session owns its connection)."""
-        for handle in self.pending:
-            if handle.ref() is obj:
-                handle.superseded = True
 
-    def take(self) -> list[Handle]:
-        taken, self.pending = self.pending, []
-        return [handle for handle in taken if not handle.superseded]
+IDLE = Scope()  # between invocations: nothing recorded, nobody's doing
+IDLE.live = False
+
+_current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+    "safehandler_scope", default=None
+)
+_lock = threading.Lock()
+_live: set[Scope] = set()
+# the running threads by ident, read without threading.current_thread(), which would create a
+# dummy Thread object for a thread started outside the threading module
+_threads: dict[int, threading.Thread] = getattr(threading, "_active", {})
+_handles_added = 0
 
 
-registry = _Registry()
+def handles_added() -> int:
+    """How many database handles scopes have registered: moves when a driver opened one."""
+    return _handles_added
+
+
+def current() -> Scope | None:
+    """The open scope of the running invocation: this context's, or the thread's creator's."""
+    scope = _current.get()
+    if scope is None:
+        thread = _threads.get(threading.get_ident())
+        ref = getattr(thread, "_safehandler_scope", None)
+        scope = ref() if ref is not None else None
+    return scope if scope is not None and scope.live else None
+
+
+def begin(deadline: float | None = None) -> tuple[Scope, contextvars.Token[Scope | None]] | None:
+    """Open a scope for an invocation in this context; None when one is open already (a nested
+    guarded call joins the enclosing invocation)."""
+    if _current.get() is not None:
+        return None
+    scope = Scope(deadline)
+    with _lock:
+        if _live:
+            scope.overlapped = True
+            for other in _live:
+                other.overlapped = True
+        _live.add(scope)
+    return scope, _current.set(scope)
+
+
+def end(opened: tuple[Scope, contextvars.Token[Scope | None]]) -> Scope:
+    """Close the scope ``begin`` opened: nothing more is recorded into it."""
+    scope, token = opened
+    scope.live = False
+    with _lock:
+        _live.discard(scope)
+    with contextlib.suppress(ValueError):  # a token of another context (a forked child's)
+        _current.reset(token)
+    return scope
+
+
+def others_live(scope: Scope) -> list[Scope]:
+    """The other invocations running now."""
+    with _lock:
+        return [other for other in _live if other is not scope]
+
+
+def live_serials() -> set[int]:
+    """The serials of the invocations running now."""
+    with _lock:
+        return {scope.serial for scope in _live}
+
+
+def _forget_in_child() -> None:
+    # A forked child is a new process: no invocation of the parent runs in it.
+    global _lock  # noqa: PLW0603 - the parent's lock may have been held by another thread
+    _lock = threading.Lock()
+    _live.clear()
+    _current.set(None)
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+# -- faults of our own hooks ----------------------------------------------------------
+
+_faulted: set[str] = set()
+
+
+def reporting_fault(hook: str, exc: BaseException) -> None:
+    """One warning per hook for its first fault; the hook then goes on doing what it can."""
+    if hook in _faulted:
+        return
+    _faulted.add(hook)
+    with contextlib.suppress(Exception):
+        logging.getLogger(LOGGER_NAME).warning(
+            "safehandler: its %s hook failed and skips what it cannot record: %r",
+            hook,
+            exc,
+            exc_info=exc,
+        )
+
+
+# -- the hooks ------------------------------------------------------------------------
+
+_PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.system", "os.spawn"}
+)
+_WATCHED = frozenset({"open", "socket.__new__", "sqlite3.connect"}) | _PROCESS_EVENTS
+_busy = threading.local()
+_installed = False
+
+
+def install() -> None:
+    """The audit hook and the wrappers, once per process (an audit hook cannot be removed)."""
+    global _installed  # noqa: PLW0603 - once per process
+    if _installed:
+        return
+    _installed = True
+    sys.addaudithook(_audit)
+    _wrap_thread_start()
+    _wrap_atexit_register()
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # A plain function, called for every audit event in the process: the first test is one
+    # set lookup. (A bound method would cost an attribute lookup on every event.)
+    if event not in _WATCHED:
+        return
+    try:
+        scope = current()
+        if scope is None or getattr(_busy, "on", False):  # our own frame walk's events
+            return
+        _busy.on = True
+        try:
+            creation = _creation(event, args, sys._getframe(1))
+            if creation is not None:
+                scope.creations.append(creation)
+        finally:
+            _busy.on = False
+    except Exception as exc:  # noqa: BLE001 - an audit hook must never break the caller's open()
+        reporting_fault("audit", exc)
+
+
+def _creation(event: str, args: tuple[Any, ...], frame: FrameType) -> Creation | None:
+    site = capture_site(frame)
+    if event == "socket.__new__":
+        return Creation("socket", site, weakref.ref(args[0]))
+    if event == "open":
+        path = args[0]
+        if isinstance(path, (str, bytes, os.PathLike)):
+            return Creation("file", site, os.fsdecode(path))
+        return None
+    if event in _PROCESS_EVENTS:
+        return Creation("process", site, time.time(), event)
+    database = os.fsdecode(args[0])  # sqlite3.connect
+    if database != ":memory:" and not database.startswith("file:"):
+        return Creation("file", site, database, "sqlite3.connect")
+    return None
+
+
+def _wrap_thread_start() -> None:
+    original = threading.Thread.start
+    if getattr(original, "__safehandler__", False):
+        return
+
+    @functools.wraps(original)
+    def start(self: threading.Thread) -> None:
+        scope = current()
+        if scope is not None:
+            try:
+                # the thread records into this invocation's scope while it is open
+                self._safehandler_scope = weakref.ref(scope)  # type: ignore[attr-defined]
+                site = capture_site(sys._getframe(1))
+                scope.creations.append(Creation("thread", site, weakref.ref(self)))
+            except Exception as exc:  # noqa: BLE001 - the thread must start whatever happens
+                reporting_fault("Thread.start", exc)
+        original(self)
+
+    start.__safehandler__ = True  # type: ignore[attr-defined]
+    threading.Thread.start = start  # type: ignore[method-assign]
+
+
+def _wrap_atexit_register() -> None:
+    """Exit callbacks, with the callback and the line that registered it. A library's own
+    registration (the first ``weakref.finalize`` of a process registers one) is marked as
+    such: its caller is library code."""
+    original: Any = atexit.register
+    if getattr(original, "__safehandler__", False):
+        return
+
+    @functools.wraps(original)
+    def register(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        scope = current()
+        if scope is not None:
+            try:
+                caller = sys._getframe(1)
+                detail = "library" if caller_is_library(caller) else "handler"
+                scope.creations.append(Creation("atexit", capture_site(caller), func, detail))
+            except Exception as exc:  # noqa: BLE001 - the registration must happen anyway
+                reporting_fault("atexit.register", exc)
+        return original(func, *args, **kwargs)  # type: ignore[no-any-return]
+
+    register.__safehandler__ = True  # type: ignore[attr-defined]
+    atexit.register = register  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def recording(deadline: float | None = None) -> Iterator[Scope | None]:
+    """A scope around a block (tests and tools): the block's creations, then ended."""
+    opened = begin(deadline)
+    try:
+        yield opened[0] if opened else current()
+    finally:
+        if opened:
+            end(opened)

@@ -14,7 +14,7 @@ from types import FrameType
 
 from ._records import Site
 
-__all__ = ["PACKAGE_DIR", "capture_site", "is_user_code"]
+__all__ = ["PACKAGE_DIR", "caller_is_library", "capture_site", "is_user_code"]
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -98,3 +98,8 @@ def _user_caller(frame: FrameType | None) -> tuple[str, int, str] | None:
             outermost = (filename, frame.f_lineno, _function_name(frame))
         frame = frame.f_back
     return None
+
+
+def caller_is_library(frame: FrameType) -> bool:
+    """Whether the code at ``frame`` is a library's (the stdlib, site-packages), not the user's."""
+    return not is_user_code(frame.f_code.co_filename)

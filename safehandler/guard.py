@@ -61,7 +61,36 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+_CO_GENERATOR, _CO_COROUTINE, _CO_ASYNC_GENERATOR = 0x20, 0x80, 0x200
+
+
+def _code_flags(func: Callable[..., Any]) -> int:
+    # inspect.iscoroutinefunction() without importing inspect (5 ms of cold start)
+    inner = getattr(func, "__func__", func)  # a bound method
+    code = getattr(inner, "__code__", None)
+    return int(getattr(code, "co_flags", 0))
+
+
+def _remaining_ms(args: tuple[Any, ...], kwargs: dict[str, Any]) -> float | None:
+    """The invocation's remaining time, from the Lambda context it was called with."""
+    context = args[1] if len(args) > 1 else kwargs.get("context")
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    try:
+        return float(remaining())
+    except Exception:  # noqa: BLE001 - a context of another shape: no deadline known
+        return None
+
+
 def _guarded(handler: F, engine: Engine) -> F:
+    flags = _code_flags(handler)
+    if flags & (_CO_GENERATOR | _CO_ASYNC_GENERATOR):
+        raise ConfigError(
+            f"guard() cannot watch {getattr(handler, '__qualname__', handler)!r}: it is a "
+            "generator function, whose body runs only when the result is iterated, after the "
+            "invocation returned"
+        )
     if not engine.active:
 
         @functools.wraps(handler)
@@ -72,17 +101,41 @@ def _guarded(handler: F, engine: Engine) -> F:
         return unguarded  # type: ignore[return-value]
 
     before, after = engine.before, engine.after
+    strict = engine.policy.strict
+    if flags & _CO_COROUTINE:
+
+        @functools.wraps(handler)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            # the scope lives in the task's context: what the awaited handler creates is its
+            token = before(_remaining_ms(args, kwargs))
+            if token is None:  # nested in another guarded invocation, which owns it
+                return await handler(*args, **kwargs)
+            try:
+                result = await handler(*args, **kwargs)
+            except BaseException:
+                after(token, failed=True)
+                raise
+            findings = after(token, failed=False)
+            if findings and strict:
+                raise error_for(findings)
+            return result
+
+        guarded_async.__safehandler__ = engine  # type: ignore[attr-defined]
+        return guarded_async  # type: ignore[return-value]
 
     @functools.wraps(handler)
-    def guarded(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-        token = before()
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        # exactly the call shapes the handler accepts: handler(event), handler(event, context)
+        token = before(_remaining_ms(args, kwargs))
+        if token is None:  # nested in another guarded invocation, which owns it
+            return handler(*args, **kwargs)
         try:
-            result = handler(event, context, *args, **kwargs)
+            result = handler(*args, **kwargs)
         except BaseException:
             after(token, failed=True)
             raise
         findings = after(token, failed=False)
-        if findings and engine.policy.strict:
+        if findings and strict:
             raise error_for(findings)
         return result
 

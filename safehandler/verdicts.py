@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable, Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._records import (
     ALLOWED_CACHE,
     GROWING_CACHE,
     SHARED_STATE_NOUNS,
     Finding,
+    Handle,
     Resource,
     Site,
 )
 from .policy import Policy
+
+if TYPE_CHECKING:
+    from ._scope import Scope
 
 __all__ = [
     "IMMEDIATE_NOUNS",
@@ -202,6 +206,11 @@ class LeakTracker:
             invocation=invocation,
         )
 
+    def grew_in(self, res: Resource) -> int:
+        """In how many invocations ``res``'s group reached a new high."""
+        state = self.sites.get(res.group)
+        return state.grew_in if state is not None else 0
+
     def leaking(self, res: Resource) -> bool:
         """Whether ``res``'s group has been judged a leak (cleanup acts on these)."""
         state = self.sites.get(res.group)
@@ -287,38 +296,80 @@ class MemoryTrend:
         return text
 
 
+# A creation site that grew in this many invocations, none of whose connections was ever used
+# again, shows more growth than a bounded cache or pool does before its first reuse: strong
+# evidence. (Below SQLAlchemy's default pool limit of 15, so a leaked checkout is closed
+# before the pool runs dry.)
+SUSTAINED_GROWTH = 8
+
+
 class Verdict:
-    """One invocation judged: what to report, and what the probes may act on."""
+    """One invocation judged: what to report, and what the probes may act on.
 
-    __slots__ = ("_cleanup", "_restore", "_tracker", "findings", "invocation")
+    Reports may rest on weak evidence (a second growing invocation); the irreversible actions
+    need strong evidence, and never touch what another live invocation may be using.
+    """
 
-    def __init__(
-        self, policy: Policy, tracker: LeakTracker, invocation: int, findings: list[Finding]
+    __slots__ = (
+        "_cleanup",
+        "_restore",
+        "_tracker",
+        "findings",
+        "invocation",
+        "overlapped",
+        "serial",
+    )
+
+    def __init__(  # noqa: PLR0917 - what one judged invocation knows
+        self,
+        policy: Policy,
+        tracker: LeakTracker,
+        invocation: int,
+        findings: list[Finding],
+        serial: int,
+        overlapped: bool,
     ) -> None:
         self.invocation = invocation
         self.findings = findings
+        self.serial = serial  # the invocation's scope
+        self.overlapped = overlapped  # another invocation ran meanwhile
         self._tracker = tracker
         self._cleanup = policy.db_cleanup
         self._restore = policy.isolation == "restore"
 
-    @property
-    def rolls_back(self) -> bool:
-        """Open transactions left by the invocation are rolled back (any cleanup but off)."""
-        return self._cleanup != "off"
+    def rolls_back(self, handle: Handle) -> bool:
+        """Roll back an open transaction this invocation opened or last used: it ends here.
+        (A transaction another invocation is using is not this one's to end.)"""
+        return self._cleanup != "off" and handle.last_used == self.serial
 
-    def closes(self, res: Resource) -> bool:
-        """Whether to close this retained connection: its group is a leak, or (``all``) the
-        invocation opened it."""
-        if self._cleanup == "off":
+    def closes(self, res: Resource, handle: Handle, *, in_use: bool, cache_like: bool) -> bool:
+        """Whether to close a retained connection.
+
+        ``all``: every connection this invocation opened and left open. ``leaks``: a
+        connection of a creation site that grew in ``SUSTAINED_GROWTH`` invocations, opened by
+        an earlier invocation and never used since, of a site none of whose connections was
+        ever used again (``cache_like``: a bounded cache or pool reuses what it keeps); the
+        driver must tell use apart (``tracks_use``), else it is reported only. Never one that
+        a live invocation may be using (``in_use``).
+        """
+        if self._cleanup == "off" or in_use:
             return False
-        if self._cleanup == "all" and res.invocation == self.invocation:
+        if self._cleanup == "all" and handle.scope == self.serial:
             return True
-        return self._tracker.leaking(res)
+        return (
+            handle.tracks_use
+            and not handle.used_again
+            and not cache_like
+            and res.invocation < self.invocation
+            and self._tracker.grew_in(res) >= SUSTAINED_GROWTH
+        )
 
     def restores(self, res: Resource) -> bool:
-        """Whether to put this change to global state back: restore is on, and it was not the
-        handler's to change or it is a leak. A lazily initialised global is kept: the cache."""
-        return self._restore and (is_immediate(res) or self._tracker.leaking(res))
+        """Whether to put this change to global state back: restore is on, no other invocation
+        runs (the state is shared), and it was not the handler's to change or it is a leak."""
+        if not self._restore or self.overlapped:
+            return False
+        return is_immediate(res) or self._tracker.leaking(res)
 
 
 class Judge:
@@ -331,16 +382,19 @@ class Judge:
         )
         self.trend = MemoryTrend(policy.memory_window, policy.memory_leak_kb * 1024, memory_limit)
 
-    def judge(
-        self,
-        invocation: int,
-        added: list[Resource],
-        removed: list[Resource],
-        rss: int | None,
-    ) -> Verdict:
+    def observe(
+        self, invocation: int, added: list[Resource], removed: list[Resource], rss: int | None
+    ) -> list[Finding]:
+        """The findings of one invocation: growth per creation site, and the memory trend."""
         findings = self.tracker.observe(invocation, added, removed) if added or removed else []
         if rss is not None:
             growth = self.trend.observe(invocation, rss)
             if growth is not None:
                 findings.append(growth)
-        return Verdict(self.policy, self.tracker, invocation, findings)
+        return findings
+
+    def verdict(self, invocation: int, findings: list[Finding], scope: Scope) -> Verdict:
+        """What the probes may act on after this invocation."""
+        return Verdict(
+            self.policy, self.tracker, invocation, findings, scope.serial, scope.overlapped
+        )

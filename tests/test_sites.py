@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from safehandler._records import Site
-from safehandler._scope import recorder
 from safehandler._sites import capture_site
 
 from ._lines import line_of
@@ -53,29 +52,6 @@ def test_str_and_relative_paths() -> None:
     assert str(inside) == "app.py:12 in handler (via pymysql.connect)"
     outside = Site("/elsewhere/app.py", 3, "handler")
     assert str(outside) == "/elsewhere/app.py:3 in handler"
-
-
-def test_nothing_is_recorded_outside_an_invocation(tmp_path: Path) -> None:
-    recorder.install()
-    before = len(recorder.events)
-    with open(tmp_path / "f", "w", encoding="utf-8"):
-        pass
-    assert len(recorder.events) == before == 0
-
-
-def test_recording_is_scoped_to_begin_and_end(tmp_path: Path) -> None:
-    recorder.install()
-    mark = recorder.begin()
-    try:
-        with open(tmp_path / "f", "w", encoding="utf-8"):  # recorded-open
-            pass
-    finally:
-        taken = recorder.end(mark)
-    [creation] = [c for c in taken if c.kind == "file"]
-    assert creation.ref == str(tmp_path / "f")
-    assert creation.site is not None
-    assert creation.site.lineno == line_of("recorded-open")
-    assert recorder.events == []
 
 
 class _Base:

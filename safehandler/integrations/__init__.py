@@ -41,5 +41,8 @@ def attach_all() -> None:
     from . import pymysql, sqlalchemy
 
     when_imported("pymysql.connections", _safely(pymysql.attach))
-    when_imported("sqlalchemy.engine.base", _safely(sqlalchemy.attach_core))
-    when_imported("sqlalchemy.orm.session", _safely(sqlalchemy.attach_orm))
+    # the packages, not the modules that define the classes: once a package has loaded, its
+    # event system is whole (a hook on sqlalchemy.engine.base ran while sqlalchemy.event was
+    # half loaded, and failed)
+    when_imported("sqlalchemy", _safely(sqlalchemy.attach_core))
+    when_imported("sqlalchemy.orm", _safely(sqlalchemy.attach_orm))

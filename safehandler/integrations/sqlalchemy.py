@@ -13,14 +13,18 @@ import functools
 import os
 import sys
 import weakref
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from .._records import Handle
-from .._scope import registry
+from .._scope import Scope, current, reporting_fault
 from .._sites import capture_site
+from ._use import track, used
 
 __all__ = ["attach_core", "attach_orm"]
+
+_F = TypeVar("_F", bound=Callable[..., None])
 
 # Live DBAPI connections per engine, counted from pool connect/close events.
 _pooled: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -33,33 +37,73 @@ def _url(engine: Any) -> str:
 
 
 def _site() -> Any:
-    # sys._getframe(2): the event dispatcher's caller chain starts above our listener.
-    return capture_site(sys._getframe(2))
+    # sys._getframe(3): the event dispatcher's caller chain starts above our listener and the
+    # fail-open wrapper around it.
+    return capture_site(sys._getframe(3))
 
 
-def attach_core(base: ModuleType) -> None:
+def _fail_open(listener: _F) -> _F:
+    """A listener's own fault is one warning, never an error in the user's database call."""
+
+    @functools.wraps(listener)
+    def run(*args: Any) -> None:
+        try:
+            listener(*args)
+        except Exception as exc:  # noqa: BLE001 - the user's connection goes on
+            reporting_fault("SQLAlchemy", exc)
+
+    return run  # type: ignore[return-value]
+
+
+def attach_core(sqlalchemy: ModuleType) -> None:
+    """Attached once ``sqlalchemy`` itself is loaded: its event system is whole then."""
     from sqlalchemy import event
+    from sqlalchemy.engine import Engine
     from sqlalchemy.pool import Pool
 
-    engine_cls = base.Engine
-    original = engine_cls.__init__
+    original = Engine.__init__
     if getattr(original, "__safehandler__", False):
         return
 
     @functools.wraps(original)
     def __init__(self: Any, pool: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807
         original(self, pool, *args, **kwargs)
-        _watch_pool(self, pool)
-        if registry.recording:
-            _engine_created(self)
+        try:
+            _watch_pool(self, pool)
+            scope = current()
+            if scope is not None:
+                _engine_created(self, scope)
+        except Exception as exc:  # noqa: BLE001 - the user's engine is made: keep it
+            reporting_fault("SQLAlchemy", exc)
 
     __init__.__safehandler__ = True  # type: ignore[attr-defined]
-    engine_cls.__init__ = __init__
+    Engine.__init__ = __init__  # type: ignore[method-assign]
 
-    event.listen(engine_cls, "engine_connect", _on_engine_connect)
-    event.listen(Pool, "connect", _on_pool_connect)
-    event.listen(Pool, "checkout", _on_checkout)
-    event.listen(Pool, "checkin", _on_checkin)
+    event.listen(Engine, "engine_connect", _fail_open(_on_engine_connect))
+    event.listen(Engine, "before_cursor_execute", _fail_open(_on_execute))
+    event.listen(Pool, "connect", _fail_open(_on_pool_connect))
+    event.listen(Pool, "checkout", _fail_open(_on_checkout))
+    event.listen(Pool, "checkin", _fail_open(_on_checkin))
+    _watch_raw_use()
+
+
+def _watch_raw_use() -> None:
+    """A raw connection kept and used again goes past SQLAlchemy's events: its proxy's
+    ``cursor()`` is the one way in. (Private: without it, raw connections are reported only.)"""
+    from sqlalchemy.pool import base
+
+    fairy = getattr(base, "_ConnectionFairy", None)
+    original = getattr(fairy, "cursor", None)
+    if original is None or getattr(original, "__safehandler__", False):
+        return
+
+    @functools.wraps(original)
+    def cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
+        used(self)
+        return original(self, *args, **kwargs)
+
+    cursor.__safehandler__ = True  # type: ignore[attr-defined]
+    fairy.cursor = cursor  # type: ignore[union-attr]
 
 
 def _watch_pool(engine: Any, pool: Any) -> None:
@@ -79,52 +123,65 @@ def _watch_pool(engine: Any, pool: Any) -> None:
         if owner is not None:
             _pooled[owner] = max(0, _pooled.get(owner, 0) - 1)
 
-    event.listen(pool, "connect", on_connect)
-    event.listen(pool, "close", on_close)
-    event.listen(pool, "close_detached", lambda dbapi_connection: on_close(dbapi_connection, None))
+    event.listen(pool, "connect", _fail_open(on_connect))
+    event.listen(pool, "close", _fail_open(on_close))
+    event.listen(
+        pool,
+        "close_detached",
+        _fail_open(lambda dbapi_connection: on_close(dbapi_connection, None)),
+    )
+
+
+def _on_execute(conn: Any, cursor: Any, statement: Any, *args: Any) -> None:
+    used(conn)  # a Connection kept and used again
+    used(conn.engine)  # an engine kept and used again
 
 
 def _on_pool_connect(dbapi_connection: Any, record: Any) -> None:
     """Any pool's new DBAPI connection is reported through its engine or checkout, not alone."""
-    registry.supersede(dbapi_connection)
-    registry.claim(dbapi_connection)
-    if registry.recording and type(dbapi_connection).__module__ == "sqlite3":
+    scope = current()
+    if scope is None:
+        return
+    scope.supersede(dbapi_connection)
+    scope.claim(dbapi_connection)
+    if type(dbapi_connection).__module__ == "sqlite3":
         # no weak reference to a sqlite3 connection: its database file is claimed instead
         for _, _, path in dbapi_connection.execute("PRAGMA database_list").fetchall():
             if path:
-                registry.claim_path(os.path.realpath(path))
+                scope.claim_path(os.path.realpath(path))
 
 
-def _engine_created(engine: Any) -> None:
+def _engine_created(engine: Any, scope: Scope) -> None:
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
-        registry.claim_path(os.path.realpath(engine.url.database))
-    registry.add(
-        Handle(
-            noun="SQLAlchemy engine",
-            detail=f"for {_url(engine)} created in the invocation, still holding connections",
-            site=capture_site(sys._getframe(2)),
-            ref=weakref.ref(engine),
-            is_open=lambda e: _pooled.get(e, 0) > 0,
-            close=lambda e: e.dispose(),
-        )
+        scope.claim_path(os.path.realpath(engine.url.database))
+    handle = Handle(
+        noun="SQLAlchemy engine",
+        detail=f"for {_url(engine)} created in the invocation, still holding connections",
+        site=capture_site(sys._getframe(3)),
+        ref=weakref.ref(engine),
+        is_open=lambda e: _pooled.get(e, 0) > 0,
+        close=lambda e: e.dispose(),
     )
+    scope.add_handle(handle)
+    track(engine, handle)
 
 
 def _on_engine_connect(connection: Any) -> None:
-    if not registry.recording:
+    scope = current()
+    if scope is None:
         return
-    registry.supersede(connection.connection)  # the checkout below this Connection
-    registry.add(
-        Handle(
-            noun="SQLAlchemy connection",
-            detail=f"to {_url(connection.engine)} never closed (not returned to the pool)",
-            site=_site(),
-            ref=weakref.ref(connection),
-            is_open=lambda c: not c.closed,
-            close=lambda c: c.close(),
-            rollback=_rollback_connection,
-        )
+    scope.supersede(connection.connection)  # the checkout below this Connection
+    handle = Handle(
+        noun="SQLAlchemy connection",
+        detail=f"to {_url(connection.engine)} never closed (not returned to the pool)",
+        site=_site(),
+        ref=weakref.ref(connection),
+        is_open=lambda c: not c.closed,
+        close=lambda c: c.close(),
+        rollback=_rollback_connection,
     )
+    scope.add_handle(handle)
+    track(connection, handle)
 
 
 def _rollback_connection(connection: Any) -> bool:
@@ -136,52 +193,59 @@ def _rollback_connection(connection: Any) -> bool:
 
 def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     _checked_out.add(id(record))
-    if not registry.recording:
+    scope = current()
+    if scope is None:
         return
     key = id(record)
-    registry.add(
-        Handle(
-            noun="SQLAlchemy raw connection",
-            detail="checked out from the pool and never returned",
-            site=_site(),
-            ref=weakref.ref(proxy),
-            is_open=lambda _proxy: key in _checked_out,
-            close=lambda p: p.close(),
-        )
+    handle = Handle(
+        noun="SQLAlchemy raw connection",
+        detail="checked out from the pool and never returned",
+        site=_site(),
+        ref=weakref.ref(proxy),
+        is_open=lambda _proxy: key in _checked_out,
+        close=lambda p: p.close(),
     )
+    scope.add_handle(handle)
+    from sqlalchemy.pool import base
+
+    if getattr(getattr(base, "_ConnectionFairy", None), "cursor", None) is not None:
+        track(proxy, handle)
 
 
 def _on_checkin(dbapi_connection: Any, record: Any) -> None:
     _checked_out.discard(id(record))
 
 
-def attach_orm(session_module: ModuleType) -> None:
+def attach_orm(orm: ModuleType) -> None:
+    """Attached once ``sqlalchemy.orm`` is loaded."""
     from sqlalchemy import event
+    from sqlalchemy.orm import Session
 
-    session_cls = session_module.Session
-    if getattr(session_cls, "__safehandler__", False):
+    if getattr(Session, "__safehandler__", False):
         return
-    session_cls.__safehandler__ = True
-    event.listen(session_cls, "after_begin", _on_session_begin)
+    Session.__safehandler__ = True  # type: ignore[attr-defined]
+    event.listen(Session, "after_begin", _fail_open(_on_session_begin))
 
 
 def _on_session_begin(session: Any, transaction: Any, connection: Any) -> None:
-    if not registry.recording:
+    used(session)  # a Session kept by an earlier invocation begins again
+    scope = current()
+    if scope is None:
         return
-    registry.supersede(connection)  # the Session owns this Connection
-    if registry.has_pending(session):
+    scope.supersede(connection)  # the Session owns this Connection
+    if scope.has_handle(session):
         return  # one handle per Session per invocation, however many engines it binds
-    registry.add(
-        Handle(
-            noun="SQLAlchemy Session",
-            detail=f"with an open transaction on {_url(connection.engine)}",
-            site=_site(),
-            ref=weakref.ref(session),
-            is_open=lambda s: bool(s.in_transaction()),
-            close=lambda s: s.close(),
-            rollback=_rollback_session,
-        )
+    handle = Handle(
+        noun="SQLAlchemy Session",
+        detail=f"with an open transaction on {_url(connection.engine)}",
+        site=_site(),
+        ref=weakref.ref(session),
+        is_open=lambda s: bool(s.in_transaction()),
+        close=lambda s: s.close(),
+        rollback=_rollback_session,
     )
+    scope.add_handle(handle)
+    track(session, handle)
 
 
 def _rollback_session(session: Any) -> bool:

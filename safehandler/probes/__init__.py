@@ -15,7 +15,6 @@ __all__ = ["Probe", "build_probes"]
 
 def build_probes(policy: Policy, handler: Callable[..., Any] | None) -> list[Probe]:
     """The probes the policy asks for, in a fixed order, set up from its settings."""
-    from .._scope import registry
     from .db import DbProbe
     from .fds import FdProbe
     from .globals import GlobalsProbe, handler_modules
@@ -26,7 +25,7 @@ def build_probes(policy: Policy, handler: Callable[..., Any] | None) -> list[Pro
     wanted = policy.probes
     factories: dict[str, Callable[[], Probe]] = {
         # with the db probe, a connection's socket or SQLite file is reported once, by it
-        "fds": lambda: FdProbe(registry.claimed if "db" in wanted else None),
+        "fds": lambda: FdProbe(claims="db" in wanted),
         "threads": lambda: ThreadProbe(policy.thread_grace_ms, policy.allow_threads),
         "processes": ProcessProbe,
         "db": DbProbe,

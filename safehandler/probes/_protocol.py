@@ -5,11 +5,13 @@ Per invocation the engine calls, for every probe:
 - ``snapshot()`` after the invocation, and before it when ``counts_before`` (a probe whose
   state ``carries_over`` is not read again before: its state after one invocation is its
   state before the next). It must cost a counter read.
-- ``diff(before, after, creations, invocation)`` only when the snapshot moved, something was
-  created, or the probe is ``holding`` resources that may go away unseen. It returns the
-  resources that appeared (still there at the end) and those that went away. With
-  ``invocation == 0`` the change happened between invocations: what appeared is baseline,
-  nobody's doing.
+- ``diff(before, after, scope, invocation)`` only when the snapshot moved, the invocation's
+  scope recorded something, or the probe is ``holding`` resources that may go away unseen.
+  It returns the resources that appeared (still there at the end) and those that went away.
+  Process-wide counters are shared by concurrent invocations: when the scope ``overlapped``
+  another invocation, a probe reports only what the scope explains. With
+  ``invocation == 0`` the change happened between invocations (the scope is ``IDLE``): what
+  appeared is baseline, nobody's doing.
 - ``act(verdict)`` after the verdict, when the probe saw something or is holding: the
   irreversible actions the verdict allows (roll back and close a connection, put a global
   back). It returns the resources it released.
@@ -21,12 +23,12 @@ no judgement (the verdict says what is a leak and what may be acted on).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._records import Creation, Delta, Resource
+from .._records import Delta, Resource
 
 if TYPE_CHECKING:
+    from .._scope import Scope
     from ..verdicts import Verdict
 
 __all__ = ["Probe"]
@@ -48,9 +50,7 @@ class Probe:
     def snapshot(self) -> Any:
         raise NotImplementedError
 
-    def diff(
-        self, before: Any, after: Any, creations: Sequence[Creation], invocation: int
-    ) -> Delta:
+    def diff(self, before: Any, after: Any, scope: Scope, invocation: int) -> Delta:
         raise NotImplementedError
 
     def act(self, verdict: Verdict) -> list[Resource]:

@@ -10,13 +10,12 @@ resources, and carries out the cleanup the verdict allows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._constants import LOGGER_NAME
-from .._records import NO_CHANGE, Creation, Delta, Handle, Resource
+from .._records import NO_CHANGE, Delta, Handle, Resource
 from .._redact import redact
-from .._scope import registry
+from .._scope import Scope, handles_added, live_serials
 from ._protocol import Probe
 
 if TYPE_CHECKING:
@@ -33,31 +32,34 @@ class DbProbe(Probe):
 
     def __init__(self) -> None:
         self.retained: dict[int, tuple[Handle, Resource]] = {}
+        # creation sites one of whose connections was used again: a cache or a pool, whose
+        # connections are never closed by the leak cleanup
+        self.cache_like: set[object] = set()
 
     @property
     def holding(self) -> bool:
         return bool(self.retained)
 
     def snapshot(self) -> int:
-        return registry.created
+        return handles_added()
 
     def reading(self, snapshot: int) -> int:
         return len(self.retained)
 
-    def diff(
-        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
-    ) -> Delta:
-        if after == before and not self.retained:
+    def diff(self, before: int | None, after: int, scope: Scope, invocation: int) -> Delta:
+        if after == before and not self.retained and not scope.handles:
             return NO_CHANGE
         removed = []
         for key, (handle, res) in list(self.retained.items()):
+            if handle.used_again:
+                self.cache_like.add(res.group)
             if handle.alive() is None:  # closed since, by the handler or the garbage collector
                 del self.retained[key]
                 removed.append(res)
         if not invocation:
             return Delta([], removed)  # between invocations nothing is recorded
         added = []
-        for handle in registry.take() if after != before else ():
+        for handle in scope.take_handles():
             if handle.alive() is None:
                 continue
             handle.invocation = invocation
@@ -69,20 +71,30 @@ class DbProbe(Probe):
         return Delta(added, removed)
 
     def act(self, verdict: Verdict) -> list[Resource]:
-        """Roll back open transactions; close what the verdict says. Returns what is gone."""
-        if not verdict.rolls_back or not self.retained:
+        """Roll back what this invocation left in a transaction; close what the verdict says,
+        never what another live invocation may be using. Returns what is gone."""
+        if not self.retained:
             return []
+        live = live_serials()
         closed = []
         for key, (handle, res) in list(self.retained.items()):
             obj = handle.alive()
             if obj is None:
                 continue
+            in_use = handle.last_used in live or (bool(live) and not handle.tracks_use)
             try:
-                if verdict.closes(res):
+                if verdict.closes(
+                    res, handle, in_use=in_use, cache_like=res.group in self.cache_like
+                ):
                     handle.close(obj)
                     del self.retained[key]
                     closed.append(res)
-                elif handle.rollback is not None and handle.rollback(obj) and not handle.alive():
+                elif (
+                    handle.rollback is not None
+                    and verdict.rolls_back(handle)
+                    and handle.rollback(obj)
+                    and not handle.alive()
+                ):
                     del self.retained[key]  # a Session's transaction was all it held
                     closed.append(res)
             except Exception as exc:  # noqa: BLE001 - cleanup must never fail the invocation

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 
 from .._records import NO_CHANGE, Creation, Delta, Resource, Site
+from .._scope import Scope, others_live
 from ._protocol import Probe
 
 __all__ = ["FdProbe", "count_fds", "fd_table"]
@@ -97,13 +98,13 @@ class FdProbe(Probe):
     name = "fds"
     stat = "fds"
 
-    def __init__(self, claimed: Callable[[], tuple[set[int], set[str]]] | None = None) -> None:
+    def __init__(self, claims: bool = False) -> None:
         self.known: dict[int, str] | None = None  # the table as last seen
         # fds opened by invocations and still open, with the target they pointed to
         self.retained: dict[int, tuple[str, Resource]] = {}
-        # fd numbers and file paths another probe reports (a DB connection's socket, a SQLite
-        # file): seen here, left to it
-        self.claimed = claimed
+        # the DB probe reports the fds of the connections it sees (a socket, a SQLite file),
+        # which the invocation's scope claims: seen here, left to it
+        self.claims = claims
 
     snapshot = staticmethod(count_fds)  # the hot path: no frame of our own
 
@@ -112,12 +113,11 @@ class FdProbe(Probe):
         self.known = table
         return [self.retained.pop(fd)[1] for fd in gone]
 
-    def diff(
-        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
-    ) -> Delta:
+    def diff(self, before: int | None, after: int, scope: Scope, invocation: int) -> Delta:
         if not invocation or self.known is None:
             # Baseline, or a change between invocations: not the coming invocation's doing.
             return Delta([], self._refresh(fd_table()))
+        creations = scope.creations
         if after == before and not any(c.kind in ("file", "socket") for c in creations):
             return NO_CHANGE
         known = self.known or {}
@@ -131,14 +131,38 @@ class FdProbe(Probe):
         if len(table) > count_fds():  # ...unless it took the number of an fd closed meanwhile
             _drop_listing_fd(table)
         new = {fd: target for fd, target in new.items() if known.get(fd) != target}
+        if new and scope.overlapped:
+            new = self._own(new, table, scope)
         removed = self._refresh(table)
-        if new and self.claimed is not None:
-            fds, paths = self.claimed()
+        if new and self.claims:
+            fds, paths = scope.claimed()
             new = {fd: t for fd, t in new.items() if fd not in fds and t not in paths}
         added = _describe(new, creations, invocation)
         for res in added:
             self.retained[res.key] = (new[res.key], res)  # type: ignore[index]
         return Delta(added, removed)
+
+    @staticmethod
+    def _own(new: dict[int, str], table: dict[int, str], scope: Scope) -> dict[int, str]:
+        """Another invocation ran meanwhile, and the fd table is the process's: keep the fds
+        this invocation's own creations explain. Those another live invocation's explain stay
+        unseen, for its own end to find; the rest are nobody's (baseline)."""
+        mine = _explained(scope.creations)
+        theirs = _explained([c for other in others_live(scope) for c in other.creations])
+        own = {}
+        for fd, target in new.items():
+            if fd in mine[0] or target in mine[1]:
+                own[fd] = target
+            elif fd in theirs[0] or target in theirs[1]:
+                del table[fd]
+        return own
+
+
+def _explained(creations: Sequence[Creation]) -> tuple[set[int], set[str]]:
+    """The socket fds and the file paths these creations opened."""
+    sockets = {_fileno(c.ref()) for c in creations if c.kind == "socket"}
+    paths = {os.path.realpath(c.ref) for c in creations if c.kind == "file"}
+    return sockets, paths
 
 
 def _reused(creations: Sequence[Creation]) -> set[int]:

@@ -64,11 +64,11 @@ from .._records import (
     SIGNAL_HANDLER,
     STDLIB_ATTRIBUTE,
     WORKING_DIRECTORY,
-    Creation,
     Delta,
     Resource,
     global_change,
 )
+from .._scope import Scope
 from .._sites import is_user_code
 from ._describe import (
     MISSING,
@@ -533,7 +533,7 @@ class GlobalsProbe(Probe):
         self,
         before: _Snapshot | None,
         after: _Snapshot,
-        creations: Sequence[Creation],
+        scope: Scope,
         invocation: int,
     ) -> Delta:
         if before is None or before is after:  # (None: the first look is the baseline)

@@ -7,9 +7,9 @@ a microsecond, psutil about ten). The limit it is judged against is the health m
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
-from .._records import NO_CHANGE, Creation, Delta
+from .._records import NO_CHANGE, Delta
+from .._scope import Scope
 from ._protocol import Probe
 
 __all__ = ["MemoryProbe", "rss"]
@@ -29,9 +29,7 @@ class MemoryProbe(Probe):
         """Resident set size in bytes."""
         return rss()
 
-    def diff(
-        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
-    ) -> Delta:
+    def diff(self, before: int | None, after: int, scope: Scope, invocation: int) -> Delta:
         return NO_CHANGE  # memory is judged as a trend (verdicts.MemoryTrend), not per resource
 
 

@@ -9,9 +9,9 @@ until someone waits for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
-from .._records import NO_CHANGE, Creation, Delta, Resource
+from .._records import NO_CHANGE, Delta, Resource
+from .._scope import Scope, others_live
 from ._protocol import Probe
 
 __all__ = ["ProcessProbe"]
@@ -31,10 +31,16 @@ class ProcessProbe(Probe):
     def snapshot(self) -> int:
         return 0  # nothing to count cheaply: the audit events say when to look
 
-    def diff(
-        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
-    ) -> Delta:
-        started = [c for c in creations if c.kind == "process"]
+    def diff(self, before: int | None, after: int, scope: Scope, invocation: int) -> Delta:
+        started = [c for c in scope.creations if c.kind == "process"]
+        if (
+            started
+            and scope.overlapped
+            and any(c.kind == "process" for other in others_live(scope) for c in other.creations)
+        ):
+            # children are the process's: with another invocation starting some meanwhile,
+            # which are whose cannot be told; they are judged when their owner ends alone
+            started = []
         if not started and not self.retained:
             return NO_CHANGE
         import psutil

@@ -11,9 +11,10 @@ import fnmatch
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from .._records import NO_CHANGE, Creation, Delta, Resource
+from .._scope import Scope
 from ._protocol import Probe
 
 __all__ = ["ThreadProbe", "describe_thread"]
@@ -28,6 +29,9 @@ def describe_thread(thread: threading.Thread) -> str:
     flag = "daemon" if thread.daemon else "non-daemon"
     return f"named {thread.name!r} ({flag}, target={target_name}) still running"
 
+
+# what is left of the invocation after the grace period: time to post the response
+_DEADLINE_MARGIN = 0.05
 
 _ACTIVE: object = getattr(threading, "_active", None)
 _LIMBO: object = getattr(threading, "_limbo", None)
@@ -66,17 +70,19 @@ class ThreadProbe(Probe):
     def snapshot(self) -> int:
         return _active_count()
 
-    def diff(
-        self, before: int | None, after: int, creations: Sequence[Creation], invocation: int
-    ) -> Delta:
+    def diff(self, before: int | None, after: int, scope: Scope, invocation: int) -> Delta:
         removed = self._prune() if self.retained else []
-        started = [c for c in creations if c.kind == "thread" and not self._allow(c)]
+        started = [c for c in scope.creations if c.kind == "thread" and not self._allow(c)]
         if not started:
             return Delta([], removed) if removed else NO_CHANGE
         alive = [(c, t) for c in started if (t := c.ref()) is not None and t.is_alive()]
         waiting = [t for c, t in alive if c.site not in self.proven]
-        if waiting and self.grace:
-            deadline = time.monotonic() + self.grace
+        grace = self.grace
+        remaining = scope.remaining()
+        if remaining is not None:  # never wait past the invocation's own deadline
+            grace = min(grace, max(0.0, remaining - _DEADLINE_MARGIN))
+        if waiting and grace:
+            deadline = time.monotonic() + grace
             for thread in waiting:
                 thread.join(max(0.0, deadline - time.monotonic()))
             alive = [(c, t) for c, t in alive if t.is_alive()]
