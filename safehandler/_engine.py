@@ -15,15 +15,14 @@ decorator, after the handler has returned normally.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from . import _health_state, _scope, integrations, recycle
-from ._constants import LOGGER_NAME
 from ._records import Finding, InvocationStats, Resource
+from ._warn import warn
 from .health import Health, HealthMonitor, memory_limit_bytes
 from .policy import Policy
 from .probes import Probe, build_probes
@@ -31,8 +30,6 @@ from .report import log_finding, log_unhealthy
 from .verdicts import GroupHistory, Judge, Verdict
 
 __all__ = ["Engine", "Invocation"]
-
-_internal_log = logging.getLogger(LOGGER_NAME)
 
 
 class Invocation(NamedTuple):
@@ -91,8 +88,7 @@ class Engine:
         self.monitor = HealthMonitor(policy, memory_limit)
         if policy.enabled:
             try:
-                if policy.tracks_db:
-                    integrations.attach_all()
+                integrations.attach_all(drivers=policy.tracks_db)
                 self.probes = {probe.name: probe for probe in build_probes(policy, handler)}
             except Exception as exc:  # noqa: BLE001 - fail open at decoration time too
                 self._disable_all(exc)
@@ -218,6 +214,7 @@ class Engine:
         try:
             scope = _scope.end(token.opened)  # first, so recording stops whatever follows
         except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
+            _scope.abandon(token.opened)  # a scope left open would swallow every later call
             self._disable_all(exc)
             return []
         with self._lock:
@@ -295,7 +292,10 @@ class Engine:
             self.findings.append(finding)
             # strict raises instead, but never over the handler's own error
             if not self._quiet and (failed or not self.policy.strict):
-                log_finding(self.logger, finding)
+                try:
+                    log_finding(self.logger, finding)
+                except Exception as exc:  # noqa: BLE001 - a broken log handler is theirs
+                    warn("safehandler: cannot log a finding: %r", exc)
 
     def _check_health(self, invocation: int, stats: InvocationStats) -> None:
         health = self.monitor.check(invocation, stats.fds, stats.rss)
@@ -317,18 +317,11 @@ class Engine:
             self.probes.pop(probe.name, None)
             self._last.pop(probe.name, None)
             self._wire()
-            _internal_log.warning(
-                "safehandler: the %s probe failed and is now off: %r",
-                probe.name,
-                exc,
-                exc_info=exc,
-            )
+            warn("safehandler: the %s probe failed and is now off: %r", probe.name, exc, exc=exc)
             return None
 
     def _disable_all(self, exc: Exception) -> None:
         self.probes.clear()
         self._last.clear()
         self._wire()
-        _internal_log.warning(
-            "safehandler: internal error, probes are now off: %r", exc, exc_info=exc
-        )
+        warn("safehandler: internal error, probes are now off: %r", exc, exc=exc)

@@ -8,13 +8,13 @@ The path is ``SAFEHANDLER_HEALTH_FILE``, default ``/tmp/safehandler-health.json`
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from ._constants import HEALTH_FILE, LOGGER_NAME
+from ._constants import HEALTH_FILE
+from ._warn import warn
 
 __all__ = ["HealthState", "publish", "read_state", "state_path", "write_state"]
 
@@ -85,6 +85,4 @@ def publish(*, healthy: bool, reasons: Sequence[str], invocation: int) -> None:
     try:
         write_state(healthy, reasons, invocation)
     except OSError as exc:
-        logging.getLogger(LOGGER_NAME).warning(
-            "safehandler: cannot write the health state: %r", exc
-        )
+        warn("safehandler: cannot write the health state: %r", exc)

@@ -24,6 +24,7 @@ __all__ = [
     "Finding",
     "Handle",
     "InvocationStats",
+    "Owner",
     "Resource",
     "Site",
     "plural",
@@ -54,6 +55,9 @@ class Site(NamedTuple):
     via: str | None = None
     # the next frame of user code outward, when the site is a helper: (filename, line, function)
     caller: tuple[str, int, str] | None = None
+    # for a resource an object opened lazily (a client's socket, an executor's thread), the
+    # site is where the object was made, and this is the line that first used it
+    first_use: tuple[str, int, str] | None = None
 
     @property
     def location(self) -> str:
@@ -67,37 +71,62 @@ class Site(NamedTuple):
         filename, lineno, function = self.caller
         return f"{display_path(filename)}:{lineno} in {function}"
 
+    @property
+    def first_used_at(self) -> str | None:
+        if self.first_use is None:
+            return None
+        filename, lineno, function = self.first_use
+        return f"{display_path(filename)}:{lineno} in {function}"
+
     def __str__(self) -> str:
         text = f"{self.location} in {self.function}"
         if self.via:
             text += f" (via {self.via})"
         if self.caller:
             text += f", called from {self.called_from}"
+        if self.first_use:
+            text += f", first used at {self.first_used_at}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        caller = None
-        if self.caller is not None:
-            filename, lineno, function = self.caller
-            caller = {"file": filename, "line": lineno, "function": function}
         return {
             "file": self.filename,
             "line": self.lineno,
             "function": self.function,
             "via": self.via,
-            "caller": caller,
+            "caller": _frame_dict(self.caller),
+            "first_use": _frame_dict(self.first_use),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Site:
-        caller = data.get("caller")
         return cls(
             data["file"],
             int(data["line"]),
             data["function"],
             data.get("via"),
-            (caller["file"], int(caller["line"]), caller["function"]) if caller else None,
+            _frame_from(data.get("caller")),
+            _frame_from(data.get("first_use")),
         )
+
+
+def _frame_dict(frame: tuple[str, int, str] | None) -> dict[str, Any] | None:
+    if frame is None:
+        return None
+    filename, lineno, function = frame
+    return {"file": filename, "line": lineno, "function": function}
+
+
+def _frame_from(data: Mapping[str, Any] | None) -> tuple[str, int, str] | None:
+    return (data["file"], int(data["line"]), data["function"]) if data else None
+
+
+class Owner(NamedTuple):
+    """An object that opens resources lazily: a client, a session, an executor, a pool."""
+
+    kind: str  # "requests.Session", "concurrent.futures.ThreadPoolExecutor"
+    site: Site | None  # where it was made
+    serial: int  # the scope (invocation) that made it; 0: none (at import, at init)
 
 
 # -- what was created -------------------------------------------------------------------
@@ -110,6 +139,16 @@ class Creation(NamedTuple):
     site: Site | None
     ref: Any  # weakref to the socket or thread; the path for files
     detail: str = ""
+    owner: Owner | None = None  # the object that opened it, when one is known
+
+    @property
+    def attributed_site(self) -> Site | None:
+        """Where to fix it: the owner's making, with this first use beside it; else the site."""
+        if self.owner is None or self.owner.site is None:
+            return self.site
+        use = self.site
+        first_use = (use.filename, use.lineno, use.function) if use is not None else None
+        return self.owner.site._replace(via=self.owner.kind, first_use=first_use)
 
 
 class Handle:
@@ -393,6 +432,7 @@ class Finding:
             "function": self.site.function if self.site else None,
             "via": self.site.via if self.site else None,
             "called_from": self.site.called_from if self.site else None,
+            "first_use": self.site.first_used_at if self.site else None,
             "count": self.count,
             "first_invocation": self.first_invocation,
             "invocation": self.invocation,
@@ -429,6 +469,7 @@ _FINDING_KEYS = frozenset(
         "function",
         "via",
         "called_from",
+        "first_use",
         "count",
         "first_invocation",
         "invocation",

@@ -25,7 +25,6 @@ import contextlib
 import contextvars
 import functools
 import itertools
-import logging
 import os
 import sys
 import threading
@@ -35,13 +34,14 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-from ._constants import LOGGER_NAME
-from ._records import Creation, Handle
-from ._sites import caller_is_library, capture_site
+from ._records import Creation, Handle, Owner
+from ._sites import caller_is_library, capture_site, is_user_code
+from ._warn import warn
 
 __all__ = [
     "IDLE",
     "Scope",
+    "abandon",
     "begin",
     "current",
     "end",
@@ -49,8 +49,11 @@ __all__ = [
     "install",
     "live_serials",
     "others_live",
+    "owner_in",
     "recording",
+    "register_owner",
     "reporting_fault",
+    "watch_owner_class",
 ]
 
 _serials = itertools.count(1)
@@ -171,7 +174,8 @@ def current() -> Scope | None:
 def begin(deadline: float | None = None) -> tuple[Scope, contextvars.Token[Scope | None]] | None:
     """Open a scope for an invocation in this context; None when one is open already (a nested
     guarded call joins the enclosing invocation)."""
-    if _current.get() is not None:
+    enclosing = _current.get()
+    if enclosing is not None and enclosing.live:
         return None
     scope = Scope(deadline)
     with _lock:
@@ -192,6 +196,16 @@ def end(opened: tuple[Scope, contextvars.Token[Scope | None]]) -> Scope:
     with contextlib.suppress(ValueError):  # a token of another context (a forked child's)
         _current.reset(token)
     return scope
+
+
+def abandon(opened: tuple[Scope, contextvars.Token[Scope | None]]) -> None:
+    """``end`` at its simplest, for when ``end`` itself failed: never raises."""
+    scope, token = opened
+    scope.live = False
+    with contextlib.suppress(Exception):
+        _live.discard(scope)
+    with contextlib.suppress(Exception):
+        _current.reset(token)
 
 
 def others_live(scope: Scope) -> list[Scope]:
@@ -217,6 +231,55 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
+# -- owners: objects that open resources lazily ---------------------------------------
+
+_owners: weakref.WeakKeyDictionary[Any, Owner] = weakref.WeakKeyDictionary()
+_owner_classes: dict[type, str] = {}  # the classes watched, and how a report names them
+
+
+def watch_owner_class(cls: type, kind: str) -> None:
+    """Instances of ``cls`` are owners. One made before the class was watched (at import,
+    before the first guard) was made outside any invocation."""
+    _owner_classes[cls] = kind
+
+
+def register_owner(obj: Any, kind: str, frame: FrameType | None) -> None:
+    """``obj`` (a client, a session, an executor) was just made at ``frame``: a resource it
+    opens later is told as made there, and by which invocation (none: at import, at init)."""
+    scope = current()
+    with contextlib.suppress(TypeError):  # not weakly referenceable: never an owner
+        _owners[obj] = Owner(kind, capture_site(frame), scope.serial if scope else 0)
+
+
+def owner_in(frame: FrameType | None) -> Owner | None:
+    """The outermost known owner among the library frames at and above ``frame``: the
+    ``self`` of a method of a client, session or executor on the way to the event. (The
+    outermost is what the user made: a ``requests.Session``, not the pool manager inside.)"""
+    if not _owner_classes:
+        return None
+    found = None
+    while frame is not None:
+        code = frame.f_code
+        if is_user_code(code.co_filename):
+            break  # the owners are libraries' objects, used by the user's code
+        if code.co_argcount and code.co_varnames[0] == "self":
+            with contextlib.suppress(Exception):  # an unhashable self is no owner
+                found = _owner_of(frame.f_locals.get("self")) or found
+        frame = frame.f_back
+    return found
+
+
+def _owner_of(obj: Any) -> Owner | None:
+    owner = _owners.get(obj)
+    if owner is not None:
+        return owner
+    for klass in type(obj).__mro__:
+        kind = _owner_classes.get(klass)
+        if kind is not None:  # made before it was watched: at import, outside invocations
+            return Owner(kind, None, 0)
+    return None
+
+
 # -- faults of our own hooks ----------------------------------------------------------
 
 _faulted: set[str] = set()
@@ -227,13 +290,7 @@ def reporting_fault(hook: str, exc: BaseException) -> None:
     if hook in _faulted:
         return
     _faulted.add(hook)
-    with contextlib.suppress(Exception):
-        logging.getLogger(LOGGER_NAME).warning(
-            "safehandler: its %s hook failed and skips what it cannot record: %r",
-            hook,
-            exc,
-            exc_info=exc,
-        )
+    warn("safehandler: its %s hook failed and skips what it cannot record: %r", hook, exc, exc=exc)
 
 
 # -- the hooks ------------------------------------------------------------------------
@@ -280,7 +337,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 def _creation(event: str, args: tuple[Any, ...], frame: FrameType) -> Creation | None:
     site = capture_site(frame)
     if event == "socket.__new__":
-        return Creation("socket", site, weakref.ref(args[0]))
+        return Creation("socket", site, weakref.ref(args[0]), owner=owner_in(frame))
     if event == "open":
         path = args[0]
         if isinstance(path, (str, bytes, os.PathLike)):
@@ -306,8 +363,10 @@ def _wrap_thread_start() -> None:
             try:
                 # the thread records into this invocation's scope while it is open
                 self._safehandler_scope = weakref.ref(scope)  # type: ignore[attr-defined]
-                site = capture_site(sys._getframe(1))
-                scope.creations.append(Creation("thread", site, weakref.ref(self)))
+                frame = sys._getframe(1)
+                owner = owner_in(frame)
+                creation = Creation("thread", capture_site(frame), weakref.ref(self), owner=owner)
+                scope.creations.append(creation)
             except Exception as exc:  # noqa: BLE001 - the thread must start whatever happens
                 reporting_fault("Thread.start", exc)
         original(self)

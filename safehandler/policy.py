@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple, cast
 
 from . import _constants as env
+from ._warn import warn
 from .errors import ConfigError
 
 __all__ = ["PROBE_NAMES", "SETTINGS", "Policy", "Setting"]
@@ -235,10 +236,10 @@ SETTINGS: tuple[Setting, ...] = (
         "probes",
         env.PROBES,
         frozenset(PROBE_NAMES),
-        f"a comma-separated subset of {', '.join(PROBE_NAMES)}",
+        f"a comma-separated, non-empty subset of {', '.join(PROBE_NAMES)}",
         _parse_names,
-        lambda v: isinstance(v, frozenset) and v <= frozenset(PROBE_NAMES),
-        "which probes run",
+        lambda v: isinstance(v, frozenset) and bool(v) and v <= frozenset(PROBE_NAMES),
+        "which probes run (mode=off runs none)",
     ),
 )
 _BY_FIELD = {setting.field: setting for setting in SETTINGS}
@@ -344,6 +345,7 @@ class Policy:
         """Defaults, overridden by ``SAFEHANDLER_*`` variables, overridden by ``overrides``."""
         environ = os.environ if environ is None else environ
         _reject_unknown(overrides)
+        _warn_unknown_variables(environ)
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = environ.get(setting.env)
@@ -375,6 +377,36 @@ class Policy:
             else:
                 out[setting.env] = str(value)
         return out
+
+
+_KNOWN_VARIABLES = frozenset(setting.env for setting in SETTINGS) | frozenset(env.NOT_POLICY)
+_warned: set[str] = set()
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``SAFEHANDLER_*`` variables no setting reads, each with the closest real one."""
+    unknown = sorted(
+        name for name in environ if name.startswith(env.PREFIX) and name not in _KNOWN_VARIABLES
+    )
+    if not unknown:
+        return []
+    import difflib  # only for a typo: 2 ms of cold start otherwise
+
+    settings = sorted(setting.env for setting in SETTINGS)
+    return [
+        (name, next(iter(difflib.get_close_matches(name, settings, n=1, cutoff=0.6)), None))
+        for name in unknown
+    ]
+
+
+def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """One warning per unknown variable and process: a typo must be heard, never fatal."""
+    for name, closest in unknown_variables(environ):
+        if name in _warned:
+            continue
+        _warned.add(name)
+        hint = f"; did you mean {closest}?" if closest else ""
+        warn("safehandler: %s is not a setting and is ignored%s", name, hint)
 
 
 def _policy_from(settings: dict[str, Any]) -> Policy:

@@ -56,8 +56,11 @@ _IMMEDIATE_KINDS = frozenset({"thread", "process"})
 def is_immediate(res: Resource) -> bool:
     """A finding at its first appearance, whatever ``leak_after`` says: a thread or child
     process still running resumes inside a later invocation; the shared state is not the
-    handler's to change."""
-    return res.kind in _IMMEDIATE_KINDS or (res.kind == "global" and res.noun in IMMEDIATE_NOUNS)
+    handler's to change. (An idle thread, parked waiting for work, will not run by itself:
+    it is counted, like an open file.)"""
+    if res.kind in _IMMEDIATE_KINDS:
+        return res.noun != "idle thread"
+    return res.kind == "global" and res.noun in IMMEDIATE_NOUNS
 
 
 class GroupHistory(NamedTuple):

@@ -65,7 +65,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "shared_state_every": st.none() | st.integers(1, 64),
     "allow_globals": st.frozensets(_PATTERN, max_size=3),
     "allow_threads": st.frozensets(_PATTERN, max_size=3),
-    "probes": st.frozensets(st.sampled_from(PROBE_NAMES)),
+    "probes": st.frozensets(st.sampled_from(PROBE_NAMES), min_size=1),
 }
 
 
@@ -138,7 +138,7 @@ INVALID_ARGUMENTS: dict[str, st.SearchStrategy[Any]] = {
     "allow_globals": st.sampled_from(["app.CACHE", None, 1, frozenset({"a b"}), frozenset({""})]),
     "allow_threads": st.sampled_from(["worker", None, 1, frozenset({"a\tb"}), frozenset({""})]),
     "probes": st.one_of(
-        st.sampled_from(["fds", "fds,threads", None, 1, {"fds": True}]),
+        st.sampled_from(["fds", "fds,threads", None, 1, {"fds": True}, frozenset(), ()]),
         st.frozensets(st.sampled_from(PROBE_NAMES)).flatmap(
             lambda good: (
                 st.text(min_size=1)

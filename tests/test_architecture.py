@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "safehandler"
 PARTS = {
     "records": ("_records", "_constants", "_imports"),
     "errors": ("errors",),
-    "redaction": ("_redact",),
+    "redaction": ("_redact", "_warn"),  # the one boundary, and the warnings that pass it
     "settings": ("policy",),
     "scope": ("_scope", "_sites"),
     "probes": ("probes.",),
@@ -41,14 +41,14 @@ PRODUCTION += ("verdicts", "output", "recycle", "engine", "guard", "api", "runti
 MAY_IMPORT = {
     "records": set(),
     "errors": set(),
-    "redaction": set(),
-    "settings": {"records", "errors"},
-    "scope": {"records"},
+    "redaction": {"records"},
+    "settings": {"records", "errors", "redaction"},
+    "scope": {"records", "redaction"},
     "probes": {"records", "scope", "redaction"},
     "integrations": {"records", "scope", "redaction"},
     "verdicts": {"records", "settings"},
     "output": {"records", "redaction", "settings"},
-    "recycle": {"records", "output", "settings"},
+    "recycle": {"records", "output", "settings", "redaction"},
     "engine": {
         "records",
         "errors",

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -219,9 +220,17 @@ def stop() -> Iterator[threading.Event]:
 
 
 def test_cache_refresher_and_consumer_threads_are_findings(guarded, stop) -> None:
+    def refresh() -> None:
+        while not stop.wait(0.05):
+            pass
+
+    def consume() -> None:
+        while not stop.is_set():
+            time.sleep(0.01)
+
     def handler(event, context):
-        threading.Thread(target=stop.wait, name="cache-refresher", daemon=True).start()
-        threading.Thread(target=stop.wait, name="kafka-consumer").start()
+        threading.Thread(target=refresh, name="cache-refresher", daemon=True).start()
+        threading.Thread(target=consume, name="kafka-consumer").start()
 
     guard = guarded(handler)
     guard(1)

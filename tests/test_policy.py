@@ -100,8 +100,8 @@ def test_every_safehandler_variable_of_the_constants_module_is_a_setting() -> No
     declared = {
         value
         for name, value in vars(_constants).items()
-        if name.isupper() and isinstance(value, str) and value.startswith("SAFEHANDLER_")
-    }
+        if name.isupper() and isinstance(value, str) and value.startswith(_constants.PREFIX)
+    } - {_constants.PREFIX}
     assert declared - set(_constants.NOT_POLICY) == set(ENV_NAMES)
 
 
@@ -162,7 +162,6 @@ def test_settings_table_shows_defaults_as_they_are_written_in_the_environment() 
         ("SAFEHANDLER_DB_CLEANUP", " off ", "db_cleanup", "off"),
         ("SAFEHANDLER_PROBES", "fds", "probes", frozenset({"fds"})),
         ("SAFEHANDLER_PROBES", " threads , fds ,", "probes", frozenset({"fds", "threads"})),
-        ("SAFEHANDLER_PROBES", "", "probes", frozenset()),
     ],
 )
 def test_each_variable_sets_its_field(variable: str, raw: str, field: str, expected: Any) -> None:
@@ -297,7 +296,13 @@ def test_bad_variable_message_names_variable_value_and_range() -> None:
         (
             "SAFEHANDLER_PROBES",
             "fds,sockets",
-            "SAFEHANDLER_PROBES='fds,sockets': must be a comma-separated subset of "
+            "SAFEHANDLER_PROBES='fds,sockets': must be a comma-separated, non-empty subset of "
+            + ", ".join(PROBE_NAMES),
+        ),
+        (
+            "SAFEHANDLER_PROBES",
+            "",
+            "SAFEHANDLER_PROBES='': must be a comma-separated, non-empty subset of "
             + ", ".join(PROBE_NAMES),
         ),
         (
@@ -402,5 +407,7 @@ def test_logger_without_warning_is_refused() -> None:
 
 def test_probes_setting_documents_every_probe_name() -> None:
     assert {"fds", "threads", "memory"} <= set(PROBE_NAMES)
-    assert BY_FIELD["probes"].accepted == "a comma-separated subset of " + ", ".join(PROBE_NAMES)
+    assert BY_FIELD["probes"].accepted == "a comma-separated, non-empty subset of " + ", ".join(
+        PROBE_NAMES
+    )
     assert Policy.from_env(environ={"SAFEHANDLER_PROBES": ",".join(PROBE_NAMES)}) == Policy()

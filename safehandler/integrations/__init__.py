@@ -7,16 +7,15 @@ imported the name. Nothing here is imported by ``import safehandler``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from types import ModuleType
 
-from .._constants import LOGGER_NAME
 from .._imports import when_imported
+from .._warn import warn
 
 __all__ = ["attach_all"]
 
-_attached = False
+_attached: set[str] = set()
 
 
 def _safely(attach: Callable[[ModuleType], None]) -> Callable[[ModuleType], None]:
@@ -24,8 +23,8 @@ def _safely(attach: Callable[[ModuleType], None]) -> Callable[[ModuleType], None
         try:
             attach(module)
         except Exception as exc:  # noqa: BLE001 - fail open: the user's import must succeed
-            logging.getLogger(LOGGER_NAME).warning(
-                "safehandler: cannot watch %s (%r); its connections go untracked",
+            warn(
+                "safehandler: cannot watch %s (%r); what it opens goes unattributed",
                 module.__name__,
                 exc,
             )
@@ -33,16 +32,21 @@ def _safely(attach: Callable[[ModuleType], None]) -> Callable[[ModuleType], None
     return run
 
 
-def attach_all() -> None:
-    global _attached  # noqa: PLW0603 - attach once per process
-    if _attached:
-        return
-    _attached = True
-    from . import pymysql, sqlalchemy
+def attach_all(*, drivers: bool) -> None:
+    """The owners (clients, sessions, executors) always; the database drivers if asked."""
+    from . import owners
 
-    when_imported("pymysql.connections", _safely(pymysql.attach))
-    # the packages, not the modules that define the classes: once a package has loaded, its
-    # event system is whole (a hook on sqlalchemy.engine.base ran while sqlalchemy.event was
-    # half loaded, and failed)
-    when_imported("sqlalchemy", _safely(sqlalchemy.attach_core))
-    when_imported("sqlalchemy.orm", _safely(sqlalchemy.attach_orm))
+    if "owners" not in _attached:
+        _attached.add("owners")
+        for module_name in owners.OWNERS:
+            when_imported(module_name, _safely(owners.attach_module))
+    if drivers and "drivers" not in _attached:
+        _attached.add("drivers")
+        from . import pymysql, sqlalchemy
+
+        when_imported("pymysql.connections", _safely(pymysql.attach))
+        # the packages, not the modules that define the classes: once a package has loaded,
+        # its event system is whole (a hook on sqlalchemy.engine.base ran while
+        # sqlalchemy.event was half loaded, and failed)
+        when_imported("sqlalchemy", _safely(sqlalchemy.attach_core))
+        when_imported("sqlalchemy.orm", _safely(sqlalchemy.attach_orm))

@@ -9,21 +9,17 @@ resources, and carries out the cleanup the verdict allows.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
-from .._constants import LOGGER_NAME
 from .._records import NO_CHANGE, Delta, Handle, Resource
-from .._redact import redact
 from .._scope import Scope, handles_added, live_serials
+from .._warn import warn
 from ._protocol import Probe
 
 if TYPE_CHECKING:
     from ..verdicts import Verdict
 
 __all__ = ["DbProbe"]
-
-_log = logging.getLogger(LOGGER_NAME)
 
 
 class DbProbe(Probe):
@@ -98,10 +94,5 @@ class DbProbe(Probe):
                     del self.retained[key]  # a Session's transaction was all it held
                     closed.append(res)
             except Exception as exc:  # noqa: BLE001 - cleanup must never fail the invocation
-                _log.warning(
-                    "safehandler: cleaning up %s %s failed: %s",
-                    handle.noun,
-                    handle.detail,
-                    redact(repr(exc)),
-                )
+                warn("safehandler: cleaning up %s %s failed: %r", handle.noun, handle.detail, exc)
         return closed

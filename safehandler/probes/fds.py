@@ -137,6 +137,13 @@ class FdProbe(Probe):
         if new and self.claims:
             fds, paths = scope.claimed()
             new = {fd: t for fd, t in new.items() if fd not in fds and t not in paths}
+        if new:  # an object made before this invocation (a module-level client) owns its pool
+            pooled = {
+                _fileno(c.ref())
+                for c in creations
+                if c.kind == "socket" and c.owner is not None and c.owner.serial != scope.serial
+            }
+            new = {fd: t for fd, t in new.items() if fd not in pooled}
         added = _describe(new, creations, invocation)
         for res in added:
             self.retained[res.key] = (new[res.key], res)  # type: ignore[index]
@@ -183,7 +190,7 @@ def _describe(
             sock = creation.ref()
             fileno = _fileno(sock)
             if fileno >= 0:
-                sockets[fileno] = (creation.site, sock)
+                sockets[fileno] = (creation.attributed_site, sock)
         elif creation.kind == "file":
             files.setdefault(os.path.realpath(creation.ref), []).append(creation)
     peers: dict[int, str] | None = None

@@ -3,21 +3,31 @@
 Lambda freezes the environment between invocations: a thread that outlives its invocation
 resumes, at random, inside a later one. Daemon threads are not exempt. A thread that finishes
 within the grace period is not a leak.
+
+Parked is not running. A thread blocked waiting for work with no timeout (an idle worker of an
+executor, a consumer on an empty queue) will not wake by itself: it is an *idle thread*,
+counted like any resource (a per-call executor grows them). A thread that will wake by itself
+(a timer, a sleeper, a poll loop) is background work that resumes inside a later invocation.
+A thread an object opened lazily (an executor's worker) is told as made where the object was
+made; one opened by an object made before this invocation (a module-level executor) is that
+object's, not this invocation's.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterable
+from types import FrameType
 
 from .._records import NO_CHANGE, Creation, Delta, Resource
 from .._scope import Scope
 from ._protocol import Probe
 
-__all__ = ["ThreadProbe", "describe_thread"]
+__all__ = ["ThreadProbe", "describe_thread", "parked"]
 
 
 def describe_thread(thread: threading.Thread) -> str:
@@ -28,6 +38,22 @@ def describe_thread(thread: threading.Thread) -> str:
         target_name = f"{type(thread).__qualname__}.run"
     flag = "daemon" if thread.daemon else "non-daemon"
     return f"named {thread.name!r} ({flag}, target={target_name}) still running"
+
+
+_CONDITION_WAIT = threading.Condition.wait.__code__
+
+
+def parked(frame: FrameType | None) -> bool:
+    """Whether a thread at ``frame`` (its innermost) waits for work with no timeout."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    if code is _CONDITION_WAIT:  # Event.wait(), Queue.get(), Condition.wait() ...
+        return frame.f_locals.get("timeout") is None  # ... with a timeout, it wakes by itself
+    # an executor's worker between tasks, blocked on its work queue
+    return code.co_name == "_worker" and frame.f_globals.get("__name__") == (
+        "concurrent.futures.thread"
+    )
 
 
 # what is left of the invocation after the grace period: time to post the response
@@ -72,11 +98,21 @@ class ThreadProbe(Probe):
 
     def diff(self, before: int | None, after: int, scope: Scope, invocation: int) -> Delta:
         removed = self._prune() if self.retained else []
-        started = [c for c in scope.creations if c.kind == "thread" and not self._allow(c)]
+        started = [
+            c
+            for c in scope.creations
+            if c.kind == "thread"
+            and not self._allow(c)
+            # an object made before this invocation (a module-level executor) owns its threads
+            and (c.owner is None or c.owner.serial == scope.serial)
+        ]
         if not started:
             return Delta([], removed) if removed else NO_CHANGE
         alive = [(c, t) for c in started if (t := c.ref()) is not None and t.is_alive()]
-        waiting = [t for c, t in alive if c.site not in self.proven]
+        frames = sys._current_frames() if alive else {}
+        waiting = [
+            t for c, t in alive if c.site not in self.proven and not parked(frames.get(t.ident))
+        ]
         grace = self.grace
         remaining = scope.remaining()
         if remaining is not None:  # never wait past the invocation's own deadline
@@ -86,15 +122,29 @@ class ThreadProbe(Probe):
             for thread in waiting:
                 thread.join(max(0.0, deadline - time.monotonic()))
             alive = [(c, t) for c, t in alive if t.is_alive()]
+            frames = sys._current_frames()
         self.proven.update(c.site for c, _ in alive)
         added = []
         for creation, thread in alive:
-            res = Resource(
-                "thread", id(thread), "thread", describe_thread(thread), creation.site, invocation
-            )
+            res = self._resource(creation, thread, parked(frames.get(thread.ident)), invocation)
             self.retained[id(thread)] = (creation.ref, res)
             added.append(res)
         return Delta(added, removed)
+
+    @staticmethod
+    def _resource(
+        creation: Creation, thread: threading.Thread, idle: bool, invocation: int
+    ) -> Resource:
+        owner = creation.owner
+        if owner is not None:  # one finding per owner's site, not a line per thread
+            state = "waiting for work" if idle else "still running"
+            detail = f"of {owner.kind} objects, {state}"
+        else:
+            detail = describe_thread(thread)
+            if idle:
+                detail = detail.replace("still running", "waiting for work with no timeout")
+        noun = "idle thread" if idle else "thread"
+        return Resource("thread", id(thread), noun, detail, creation.attributed_site, invocation)
 
     def _allow(self, creation: Creation) -> bool:
         """Known-good threads, by name or by the module of their target or creation site."""

@@ -1,0 +1,22 @@
+"""safehandler's own warnings: one redacted line on the ``safehandler`` logger, never a fault.
+
+A logging handler that raises in ``emit()`` (a broken log shipper) must not turn a warning
+about safehandler's own trouble into an exception in the user's handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from ._constants import LOGGER_NAME
+from ._redact import redact
+
+__all__ = ["warn"]
+
+
+def warn(message: str, *args: Any, exc: BaseException | None = None) -> None:
+    with contextlib.suppress(Exception):
+        text = redact(message % args if args else message)
+        logging.getLogger(LOGGER_NAME).warning(text, exc_info=exc)
