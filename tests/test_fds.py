@@ -9,12 +9,21 @@ from pathlib import Path
 
 import pytest
 
+from safehandler.probes import fds
 from safehandler.probes.fds import count_fds, fd_table
 
 from ._fork import in_forked_child
 from ._lines import line_of
 
 HERE = os.path.relpath(__file__)
+
+
+@pytest.fixture(autouse=True, params=["kernel counts", "no count (before 6.2)"])
+def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test on both paths: Lambda's kernel gives no count and is emulated here."""
+    fds.emulate_kernel_without_count(request.param != "kernel counts")
+    yield request.param
+    fds.emulate_kernel_without_count(False)
 
 
 @pytest.fixture
