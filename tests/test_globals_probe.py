@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 
 from safehandler._records import Resource, plural
 from safehandler.probes import _rotation
-from safehandler.probes import globals as globals_probe
 from safehandler.probes.globals import (
     COMMON_STDLIB,
     GlobalsProbe,
     allow_global,
 )
+from safehandler.probes.globals import _allow as allow_module
 from safehandler.verdicts import IMMEDIATE_NOUNS, LeakTracker
 
 MODULE = "sh_globals_handler"
@@ -148,7 +148,6 @@ def test_changes_to_one_attribute_form_one_group_whatever_the_detail(handler) ->
 
 def test_the_plain_python_reading_finds_the_same(handler, monkeypatch) -> None:
     """Where gc.get_referents does not list a container's values (not CPython)."""
-    monkeypatch.setattr(globals_probe, "referents", _rotation._py_referents)
     monkeypatch.setattr(_rotation, "referents", _rotation._py_referents)
     probe = GlobalsProbe([MODULE])
     assert probe.snapshot() is probe.snapshot()
@@ -252,7 +251,7 @@ def test_deleted_stdlib_attributes_are_reported_and_restored(monkeypatch) -> Non
     original = socket.create_connection
     # json's namespace is compared whole, socket's (mostly constants) read by name
     probe = GlobalsProbe([], stdlib=["json", "socket"])
-    assert [len(probe._dense), len(probe._sparse)] == [1, 1]
+    assert [len(probe._stdlib.dense), len(probe._stdlib.sparse)] == [1, 1]
     before = probe.snapshot()
     monkeypatch.delattr(socket, "create_connection")
     monkeypatch.delattr(json, "loads")
@@ -636,9 +635,9 @@ def test_allow_global_returns_the_object_and_holds_dicts(handler) -> None:
 def test_an_allowed_object_that_can_be_weakly_referenced_is_forgotten_with_it() -> None:
     client = allow_global(Client())
     key = id(client)
-    assert globals_probe._is_allowed(client)
+    assert allow_module.is_allowed(client)
     del client
-    assert key not in globals_probe._allowed
+    assert key not in allow_module._allowed
 
 
 # -- working directory, signals, atexit ------------------------------------------------------------

@@ -1,0 +1,323 @@
+"""The globals probe: the units of global state composed behind the probe protocol.
+
+The token is cheap. The values of the watched namespaces come out of ``gc.get_referents``
+and are compared with the previous token's with ``==``, which passes identical objects
+without calling their ``__eq__``. Copies of the watched state are taken only when something
+moved, part by part, and a part that did not move is shared with the previous token: in the
+steady state ``snapshot()`` returns the previous token itself, so the engine's
+``after == before`` is an identity test.
+
+The handler's own namespaces are compared by every snapshot. The shared state (everything
+else) is dealt into ``every`` slices of about equal cost, and a snapshot compares one slice,
+in turn: with ``every=8`` a monkeypatch is seen within 8 invocations, for an eighth of the
+cost, and its report says in which invocations it was made. Any change found builds a whole
+new token, which compares everything.
+"""
+
+from __future__ import annotations
+
+import builtins
+import fnmatch
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable, Collection, Hashable, Iterable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..._records import HANDLER_STATE_NOUNS, NO_CHANGE, Delta, Resource
+from ..._scope import Scope
+from .. import _rotation
+from .._protocol import Probe
+from .._rotation import Rotation
+from . import _atexit, _cwd, _environ, _handler_state, _logging, _path, _signals, _stdlib
+from ._token import Part, Snapshot, identical, part, shared_state_unmoved
+from ._watched import COMMON_STDLIB
+
+if TYPE_CHECKING:
+    from ...verdicts import Verdict
+
+__all__ = ["GlobalsProbe"]
+
+
+class GlobalsProbe(Probe):
+    """Fingerprints global state cheaply; describes and restores it only when it moved.
+
+    Not ``holding``: a change always moves the token. Its state carries over: nothing runs
+    between invocations but what the handler left running, so the token after one invocation
+    is the token before the next, and a dear second snapshot is saved.
+    """
+
+    name = "globals"
+    carries_over = True
+
+    def __init__(
+        self,
+        modules: Iterable[str],
+        *,
+        allow: Iterable[str] = (),
+        deep: bool = False,
+        stdlib: Iterable[str] | Literal["all"] | None = None,
+        every: int = 1,
+    ) -> None:
+        """``stdlib``: the stdlib module names whose public callables and classes are watched
+        (once loaded), or ``"all"``: every loaded public stdlib module and submodule. The
+        default is ``"all"`` in deep mode and ``COMMON_STDLIB`` otherwise (cost: see there).
+
+        ``every``: the shared state (everything but the handler's modules) is split into this
+        many slices of about equal cost, and each snapshot checks one of them, in turn: a
+        change there is seen within ``every`` snapshots instead of at once, for a fraction of
+        the cost. The handler's own globals are checked by every snapshot.
+        """
+        self.module_names = tuple(dict.fromkeys(modules))
+        if stdlib is None:
+            stdlib = "all" if deep else COMMON_STDLIB
+        patterns = [fnmatch.translate(pattern) for pattern in allow]
+        self._allow = re.compile("|".join(patterns)).match if patterns else None
+        self.deep = deep
+        self._last: Snapshot | None = None
+        self._taken = 0  # snapshots taken
+        self._rotation = Rotation(every)  # the shared state, a slice per snapshot
+        # what the last diff saw, for act(): the token before it, and the changes
+        self._acted_on: tuple[Snapshot, list[Resource]] | None = None
+        self._signals = _signals.catchable_signals()
+        self._handler_modules: dict[str, ModuleType] = {}
+        self._handler_dicts: tuple[dict[str, Any], ...] = ()
+        self._containers: tuple[Any, ...] = ()
+        self._stdlib = _stdlib.StdlibWatch(None if stdlib == "all" else frozenset(stdlib))
+        self._log_sources: tuple[Any, ...] = ()
+        self._resolve()
+
+    # -- what is watched --------------------------------------------------------------
+
+    def _resolve(self) -> None:
+        """Find the handler's modules and the stdlib modules loaded since the last look."""
+        found = {}
+        for name in self.module_names:
+            module = sys.modules.get(name)
+            if isinstance(module, ModuleType):
+                found[name] = module
+        self._handler_modules = found
+        self._handler_dicts = tuple(vars(module) for module in found.values())
+        self._stdlib.add_loaded(found)
+
+    def _deal_shared_state(self) -> bool:
+        """Share the shared state out into the rotation's slices, when its layout changed;
+        say whether it did."""
+        watch = self._stdlib
+        # (the slices hold the old logging sources: their ids cannot be reused meanwhile)
+        layout = (len(watch.dense), len(watch.sparse), *map(id, self._log_sources))
+        sources = (vars(builtins), *watch.dense, sys.modules, *self._log_sources)
+        # costs in container entries (about 5 ns each): a system call is about 100 of them, a
+        # signal handler read 6, a stdlib attribute read by name 3
+        readers: list[tuple[int, Callable[[], Any]]] = [
+            (len(os.environ), _environ.read_environ),
+            (len(sys.path), _path.read_path),
+            (100, _cwd.getcwd),
+            (6 * len(self._signals), self._read_signals),
+            (10, _atexit.ncallbacks),
+        ]
+        readers += [
+            (3 * len(names), functools.partial(_stdlib.read_names, namespace, getter, names))
+            for namespace, getter, names in watch.sparse
+        ]
+        return self._rotation.deal(layout, sources, readers)
+
+    def _read_signals(self) -> tuple[Any, ...]:
+        return _signals.read_signals(self._signals)
+
+    @property
+    def every(self) -> int:
+        """Snapshots over which the shared state comes round once."""
+        return self._rotation.every
+
+    def _is_allowed_name(self, dotted: str) -> bool:
+        return self._allow is not None and self._allow(dotted) is not None
+
+    # -- the probe protocol -------------------------------------------------------------
+
+    def _handler_unchanged(self, last: Snapshot) -> bool:
+        return tuple(map(len, self._containers)) == last.lens and (
+            not self.deep or tuple(map(_handler_state.fingerprint, self._containers)) == last.prints
+        )
+
+    def snapshot(self) -> Snapshot:
+        self._taken += 1
+        last = self._last
+        if last is not None:
+            try:
+                # `==` passes identical values without calling their __eq__; a value rebound
+                # to an equal one (an equal int, an empty list for an empty list) passes too,
+                # and is seen with the next change, which compares identities (_refresh).
+                if (
+                    _rotation.referents(*self._handler_dicts) == last.values
+                    and self._handler_unchanged(last)
+                    and self._rotation.unchanged(last.slices)
+                ):
+                    return last
+            except Exception:  # noqa: BLE001,S110 - a value whose __eq__ raises has changed
+                pass
+        self._last = self._refresh(last)
+        return self._last
+
+    def diff(
+        self,
+        before: Snapshot | None,
+        after: Snapshot,
+        scope: Scope,
+        invocation: int,
+    ) -> Delta:
+        if before is None or before is after:  # (None: the first look is the baseline)
+            return NO_CHANGE
+        allowed = self._is_allowed_name
+        added: list[Resource] = []
+        if before.handler is not after.handler:
+            added += _handler_state.diff_handler(
+                before.handler, after.handler, invocation, allowed, deep=self.deep
+            )
+        if before.builtins is not after.builtins:
+            added += _stdlib.diff_builtins(
+                before.builtins.data, after.builtins.data, invocation, allowed
+            )
+        if before.stdlib is not after.stdlib:
+            added += _stdlib.diff_stdlib(before.stdlib.data, after.stdlib.data, invocation, allowed)
+        if before.modules is not after.modules:
+            added += _stdlib.diff_modules(before.modules.data, after.modules.data, invocation)
+        if before.environ is not after.environ:
+            added += _environ.diff_environ(
+                before.environ.data, after.environ.data, invocation, allowed
+            )
+        if before.path is not after.path:
+            added += _path.diff_path(before.path.data[1], after.path.data[1], invocation)
+        if before.logging is not after.logging:
+            added += _logging.diff_logging(before.logging.data, after.logging.data, invocation)
+        added += _cwd.diff_cwd(before.cwd, after.cwd, invocation)
+        if before.signals != after.signals:
+            added += _signals.diff_signals(self._signals, before.signals, after.signals, invocation)
+        added += _atexit.diff_atexit(before.atexit, after.atexit, invocation)
+        self._date_shared_changes(added, min(after.taken - before.taken, self.every), invocation)
+        self._acted_on = (before, added) if added else None
+        return Delta(added, []) if added else NO_CHANGE
+
+    def act(self, verdict: Verdict) -> list[Resource]:
+        """Put back the changes the verdict says to restore (a change released nothing)."""
+        acted_on, self._acted_on = self._acted_on, None
+        if acted_on is None:
+            return []
+        before, added = acted_on
+        wanted = {res.key for res in added if verdict.restores(res)}
+        if wanted and self.restore(before, wanted):
+            self._last = self._refresh(self._last)
+        return []
+
+    def _date_shared_changes(self, added: list[Resource], span: int, invocation: int) -> None:
+        """The rotation may see a shared change late: say in which invocations it was made."""
+        if span <= 1:
+            return
+        since = max(invocation - span + 1, 1)
+        for res in added:
+            if res.noun not in HANDLER_STATE_NOUNS:
+                res.detail += (
+                    f" (made in invocation {since} to {invocation}: the shared state is "
+                    f"checked in turn over {self.every} invocations)"
+                )
+
+    # -- putting it back ----------------------------------------------------------------
+
+    def restore(self, before: Snapshot, only: Collection[Hashable] | None = None) -> list[str]:
+        """Put the watched state back as it was when ``before`` was taken; say what was put back.
+
+        Left alone: allowed names and objects (they are meant to persist), safehandler's own
+        wrappers, container contents unless deep mode copied them, atexit registrations (they
+        cannot be undone portably), signal handlers outside the main thread. ``only`` limits
+        the restore to these resource keys (say, the groups the tracker judged leaking), so
+        that a lazily initialised global keeps its value and is not re-created per invocation.
+        """
+
+        def wanted(key: tuple[str, str]) -> bool:
+            return only is None or key in only
+
+        allowed = self._is_allowed_name
+        done: list[str] = []
+        done += _handler_state.restore_handler(before.handler, wanted, allowed)
+        done += _stdlib.restore_namespace(before.builtins.data, wanted, allowed)
+        done += _stdlib.restore_stdlib(before.stdlib.data, wanted, allowed)
+        done += _stdlib.restore_modules(before.modules.data, wanted)
+        done += _environ.restore_environ(before.environ.data, wanted, allowed)
+        original, entries = before.path.data
+        done += _path.restore_path(original, entries, wanted)
+        done += _logging.restore_logging(before.logging.data, wanted)
+        done += _cwd.restore_cwd(before.cwd, wanted)
+        done += _signals.restore_signals(self._signals, before.signals, wanted)
+        return done
+
+    # -- building a token (only when something moved) ----------------------------------
+
+    def _refresh(self, last: Snapshot | None) -> Snapshot:
+        referents = _rotation.referents
+        modules = part(last and last.modules, referents(sys.modules), self._read_modules)
+        values = referents(*self._handler_dicts)
+        if last is not None and identical(values, last.values) and self._handler_unchanged(last):
+            handler, lens, prints = last.handler, last.lens, last.prints
+        else:
+            # read once: a content fingerprint of a large container is dear (deep mode)
+            handler, self._containers = _handler_state.read_handler(
+                self._handler_modules, deep=self.deep
+            )
+            lens = tuple(handler.lens.values())  # in the order of self._containers
+            prints = tuple(handler.prints.values())
+        builtins_part = part(
+            last and last.builtins, referents(vars(builtins)), lambda: dict(vars(builtins))
+        )
+        watch = self._stdlib
+        stdlib = part(
+            last and last.stdlib, [*referents(*watch.dense), *watch.read_sparse()], watch.read
+        )
+        logging_part = part(
+            last and self._log_sources and last.logging,
+            referents(*self._log_sources),
+            self._read_logging,
+        )
+        if logging_part is not (last and last.logging):  # sources changed: key them anew
+            logging_part = Part(referents(*self._log_sources), logging_part.data)
+        path_list = sys.path
+        path = part(
+            last and last.path.data[0] is path_list and last.path,
+            referents(path_list),
+            lambda: (path_list, tuple(path_list)),
+        )
+        environ = part(
+            last and last.environ, referents(_environ.environ_data()), lambda: dict(os.environ)
+        )
+        dealt = self._deal_shared_state()
+        token = Snapshot(
+            values=values,
+            lens=lens,
+            prints=prints,
+            slices=(),
+            taken=self._taken,
+            cwd=_cwd.getcwd(),
+            signals=self._read_signals(),
+            atexit=_atexit.ncallbacks(),
+            handler=handler,
+            builtins=builtins_part,
+            stdlib=stdlib,
+            modules=modules,
+            logging=logging_part,
+            path=path,
+            environ=environ,
+        )
+        # The parts above read the whole shared state: when none of it moved (a leak in the
+        # handler's own globals), the slices read as before, and are not read again.
+        if last is not None and not dealt and shared_state_unmoved(last, token):
+            return token._replace(slices=last.slices)
+        return token._replace(slices=self._rotation.read_all())
+
+    def _read_modules(self) -> dict[str, Any]:
+        self._resolve()  # imports: the handler's modules, new stdlib modules
+        return dict(sys.modules)
+
+    def _read_logging(self) -> _logging.LoggingData:
+        data, self._log_sources = _logging.read_logging()
+        return data
