@@ -134,7 +134,9 @@ class Scope:
         """fd numbers of claimed DBAPI connections' sockets, and claimed file paths."""
         fds = set()
         for ref in self._claimed:
-            sock = getattr(ref(), "_sock", None)  # PyMySQL
+            conn = ref()
+            # PyMySQL's socket object; psycopg's connection tells libpq's socket itself
+            sock = getattr(conn, "_sock", conn) if conn is not None else None
             try:
                 fds.add(sock.fileno())  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001, S112 - closed or not a socket

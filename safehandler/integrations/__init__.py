@@ -42,9 +42,11 @@ def attach_all(*, drivers: bool) -> None:
             when_imported(module_name, _safely(owners.attach_module))
     if drivers and "drivers" not in _attached:
         _attached.add("drivers")
-        from . import pymysql, sqlalchemy
+        from . import psycopg, pymysql, sqlalchemy
 
         when_imported("pymysql.connections", _safely(pymysql.attach))
+        when_imported("psycopg", _safely(psycopg.attach_psycopg))
+        when_imported("psycopg2", _safely(psycopg.attach_psycopg2))
         # the packages, not the modules that define the classes: once a package has loaded,
         # its event system is whole (a hook on sqlalchemy.engine.base ran while
         # sqlalchemy.event was half loaded, and failed)
