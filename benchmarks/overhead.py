@@ -9,6 +9,8 @@ Variants on a trivial handler (returns a constant):
 
 - bare: the function itself;
 - guard (report): ``safehandler.guard(policy=safehandler.Policy.from_env(mode="report"))``;
+- guard (report) with the fleet view on: ``metrics="emf"`` (its difference from the report
+  guard is the metrics path's cost on a clean invocation);
 - guard (strict): ``safehandler.guard(mode="strict")``;
 - Powertools: ``Logger(service="bench").inject_lambda_context`` alone, logging silenced.
 
@@ -68,6 +70,24 @@ class Variant:
     per_call_ns: list[float] = field(default_factory=list)
 
 
+EMF_LINES: list[str] = []  # what the fleet view wrote during the run, kept off our stdout
+
+
+def with_metrics(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """The report guard with the fleet view on: the steady state's metrics path (one more
+    observer: a counter, a clock read, a comparison every 100 calls). Its EMF lines go to a
+    list, not to this script's stdout: in a steady run that is the first one only."""
+    from safehandler.guard import engine_of
+
+    guarded = safehandler.guard(policy=safehandler.Policy.from_env(mode="report", metrics="emf"))
+    wrapped = guarded(handler)
+    engine = engine_of(wrapped)
+    assert engine is not None
+    assert engine.metrics is not None
+    engine.metrics._write = EMF_LINES.append
+    return wrapped
+
+
 def build_variants(calls: int, busy_calls: int) -> list[Variant]:
     report = safehandler.guard(policy=safehandler.Policy.from_env(mode="report"))
     strict = safehandler.guard(mode="strict")
@@ -75,6 +95,13 @@ def build_variants(calls: int, busy_calls: int) -> list[Variant]:
     return [
         Variant("bare", "bare trivial handler", trivial, calls, "bare"),
         Variant("guard", "`@safehandler.guard` (report)", report(trivial), calls, "bare"),
+        Variant(
+            "guard_metrics",
+            '`@safehandler.guard(metrics="emf")` (the fleet view on)',
+            with_metrics(trivial),
+            calls,
+            "bare",
+        ),
         Variant("strict", '`@safehandler.guard(mode="strict")`', strict(trivial), calls, "bare"),
         Variant(
             "powertools",
@@ -198,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(variants)
     info = _common.machine("aws-lambda-powertools")
     print(markdown(rows, info, args.rounds))
-    print(f"\n(run took {time.perf_counter() - started:.1f} s)")
+    print(f"\n(run took {time.perf_counter() - started:.1f} s; the fleet view wrote")
+    print(f"{len(EMF_LINES)} EMF line(s) over all its calls)")
     if args.json:
         payload = {
             "machine": info,

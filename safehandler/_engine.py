@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from . import _health_state, _scope, integrations, recycle
+from . import _fleet, _health_state, _scope, integrations, recycle
 from ._records import Finding, InvocationStats, Resource
 from ._warn import warn
 from .health import Health, HealthMonitor, memory_limit_bytes
@@ -63,6 +63,7 @@ class Engine:
         policy: Policy,
         logger: Any = None,
         handler: Callable[..., Any] | None = None,
+        metrics: Any = None,
     ) -> None:
         self.policy = policy
         self.handler = handler
@@ -71,6 +72,7 @@ class Engine:
         self.findings: list[Finding] = []  # every finding reported, in order
         self.probes: dict[str, Probe] = {}
         self._observers: list[Observer] = []
+        self.metrics: _fleet.FleetMetrics | None = None  # the fleet view, when on
         # concurrent invocations (a thread-per-request server) judge one at a time
         self._lock = threading.Lock()
         self._quiet = 0  # observers that take the findings instead of the log
@@ -96,6 +98,10 @@ class Engine:
             _scope.install()
             if policy.recycle == "auto":
                 recycle.install_hook()
+            # the fleet view is one more observer; off, there is none: no work at all
+            self.metrics = _fleet.install(policy, self, powertools=metrics)
+            if self.metrics is not None:
+                self._observers.append(self.metrics)
 
     def _wire(self) -> None:
         """Lay out the probes for the hot path: who counts before, after, what carries over."""

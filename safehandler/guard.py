@@ -40,20 +40,39 @@ def guard(
     Bare (``@guard``) the policy comes from ``SAFEHANDLER_*`` variables and defaults. Keyword
     settings (``@guard(mode="strict")``) override the environment; ``policy=`` gives a whole
     ``Policy`` (settings given beside it override its fields). ``logger`` may be a stdlib or a
-    Powertools ``Logger``. Bad settings raise ``ConfigError`` here, at decoration time.
+    Powertools ``Logger``. ``metrics`` may be a Powertools ``Metrics``, whose namespace and
+    serializer the fleet view then uses (and which switches it on, to ``emf``, if it was off).
+    Bad settings raise ``ConfigError`` here, at decoration time.
     """
     if policy is not None and not isinstance(policy, Policy):
         raise ConfigError(f"policy={policy!r}: must be a safehandler.Policy")
+    powertools = _powertools_metrics(settings)
     resolved = policy.replace(**_checked(settings)) if policy else Policy.from_env(**settings)
+    if powertools is not None and resolved.metrics == "off":
+        resolved = resolved.replace(metrics="emf")
     if logger is not None and not callable(getattr(logger, "warning", None)):
         raise ConfigError(f"logger={logger!r}: must have a warning() method")
 
     def decorate(func: F) -> F:
         if not callable(func):
             raise ConfigError(f"guard() decorates a handler function, not {func!r}")
-        return _guarded(func, Engine(resolved, logger, handler=func))
+        return _guarded(func, Engine(resolved, logger, handler=func, metrics=powertools))
 
     return decorate if handler is None else decorate(handler)
+
+
+def _powertools_metrics(settings: dict[str, Any]) -> Any:
+    """``metrics=`` given a Powertools ``Metrics`` (not a setting's value): taken out."""
+    given = settings.get("metrics")
+    if given is None or isinstance(given, str):
+        return None  # the setting, checked as the others are
+    if not (
+        type(given).__module__.startswith("aws_lambda_powertools")
+        and callable(getattr(given, "serialize_metric_set", None))
+    ):
+        return None  # refused with the setting's own message
+    del settings["metrics"]
+    return given
 
 
 def _checked(settings: dict[str, Any]) -> dict[str, Any]:

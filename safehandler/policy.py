@@ -23,11 +23,13 @@ Mode = Literal["report", "strict", "off"]
 DbCleanup = Literal["off", "leaks", "all"]
 Recycle = Literal["auto", "off"]
 Isolation = Literal["report", "restore"]
+Metrics = Literal["off", "emf", "otel", "on"]
 MODES: tuple[Mode, ...] = ("report", "strict", "off")
 PROBE_NAMES = ("fds", "threads", "processes", "db", "globals", "memory")
 DB_CLEANUPS: tuple[DbCleanup, ...] = ("off", "leaks", "all")
 RECYCLES: tuple[Recycle, ...] = ("auto", "off")
 ISOLATIONS: tuple[Isolation, ...] = ("report", "restore")
+METRICS: tuple[Metrics, ...] = ("off", "emf", "otel", "on")
 
 
 class Setting(NamedTuple):
@@ -65,6 +67,24 @@ def _patterns(value: object) -> bool:
 
 def _parse_names(text: str) -> frozenset[str]:
     return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
+def _parse_optional_text(text: str) -> str | None:
+    return None if text.strip().lower() in ("", "auto") else text.strip()
+
+
+def _namespace(value: object) -> bool:
+    # CloudWatch's rule: 1 to 255 ASCII characters of these, not all spaces, not "AWS/...";
+    # and no spaces around it (the environment's value is stripped: it must read back)
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/#: ")
+    return value is None or (
+        isinstance(value, str)
+        and 0 < len(value) <= 255
+        and value == value.strip() != ""
+        and value.lower() != "auto"
+        and set(value) <= allowed
+        and not value.startswith("AWS/")
+    )
 
 
 def _is_number(value: object) -> bool:
@@ -241,6 +261,29 @@ SETTINGS: tuple[Setting, ...] = (
         lambda v: isinstance(v, frozenset) and bool(v) and v <= frozenset(PROBE_NAMES),
         "which probes run (mode=off runs none)",
     ),
+    Setting(
+        "metrics",
+        env.METRICS,
+        "off",
+        "off, emf, otel or on",
+        str.strip,
+        lambda v: v in METRICS,
+        "the fleet view: emf: the environment's figures (fds and their share of the limit, "
+        "RSS and its share, threads, DB connections, findings by kind, unhealthy marks, "
+        "recycles) as CloudWatch EMF lines on stdout, at the first invocation, on an unhealthy "
+        "mark, before a recycle, else at most every 100 invocations or 60 s; otel: as "
+        "OpenTelemetry metrics; on: EMF, and OpenTelemetry where a meter provider is set up",
+    ),
+    Setting(
+        "metrics_namespace",
+        env.METRICS_NAMESPACE,
+        None,
+        "auto or a CloudWatch namespace (1 to 255 of A-Z a-z 0-9 . _ - / # : and space)",
+        _parse_optional_text,
+        _namespace,
+        "the metrics' namespace; auto: POWERTOOLS_METRICS_NAMESPACE, else the namespace of "
+        "the Powertools Metrics given to guard(metrics=...), else safehandler",
+    ),
 )
 _BY_FIELD = {setting.field: setting for setting in SETTINGS}
 # the settings that are sets of names: built from any collection of them
@@ -279,6 +322,8 @@ class Policy:
     allow_globals: frozenset[str]
     allow_threads: frozenset[str]
     probes: frozenset[str]
+    metrics: Metrics
+    metrics_namespace: str | None
 
     def __init__(self, **settings: Any) -> None:
         _reject_unknown(settings)

@@ -25,6 +25,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
+from . import _fleet
 from ._constants import LAMBDA_MAX_CONCURRENCY, LAMBDA_RUNTIME_API, LOGGER_NAME, SUPERVISED
 from ._imports import when_imported
 
@@ -59,6 +60,7 @@ def recycle_now() -> None:  # pragma: no cover - ends the process; tested end to
         "restarting the runtime" if supervised else "exiting; Lambda starts a new one",
         "; ".join(_reasons),
     )
+    _fleet.before_recycle(_reasons)  # the fleet view's last line, before the flush
     logging.shutdown()  # flushes every handler: CloudWatch gets the last lines
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # exiting anyway

@@ -34,6 +34,11 @@ MODES = ("report", "strict", "off")
 DB_CLEANUPS = ("off", "leaks", "all")
 RECYCLES = ("auto", "off")
 ISOLATIONS = ("report", "restore")
+METRICS = ("off", "emf", "otel", "on")
+_NAMESPACE_CHARS = "abcXYZ019._-/#: "
+_NAMESPACES = st.text(alphabet=_NAMESPACE_CHARS, min_size=1, max_size=255).filter(
+    lambda text: text == text.strip() != "" and not text.startswith("AWS/")
+)
 _PATTERN = st.text(
     alphabet=st.characters(categories=["L", "N"], include_characters="._*?[]-"), min_size=1
 )
@@ -66,6 +71,8 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "allow_globals": st.frozensets(_PATTERN, max_size=3),
     "allow_threads": st.frozensets(_PATTERN, max_size=3),
     "probes": st.frozensets(st.sampled_from(PROBE_NAMES), min_size=1),
+    "metrics": st.sampled_from(METRICS),
+    "metrics_namespace": st.none() | _NAMESPACES,
 }
 
 
@@ -147,6 +154,14 @@ INVALID_ARGUMENTS: dict[str, st.SearchStrategy[Any]] = {
             )
         ),
     ),
+    "metrics": st.one_of(
+        st.text().filter(lambda text: text not in METRICS),
+        st.sampled_from(["EMF", " on", "true", None, True, 1]),
+    ),
+    "metrics_namespace": st.one_of(
+        st.sampled_from(["", " ns", "AWS/Lambda", "x" * 256, "café", "a\tb", "auto", 1, b"ns"]),
+        st.text(min_size=1).filter(lambda text: bool(set(text) - set(_NAMESPACE_CHARS))),
+    ),
 }
 
 
@@ -211,6 +226,9 @@ INVALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "allow_globals": st.sampled_from(["app.CACHE, a b", "x y", "ok,white space"]),
     "allow_threads": st.sampled_from(["name with space", "a,b c"]),
     "probes": _probe_lists_with_unknown() | st.sampled_from(["FDS", "fd", "fds;threads", "all"]),
+    "metrics": st.text().filter(lambda text: text.strip() not in METRICS),
+    # "" and "auto" (any case) mean "work it out": not invalid
+    "metrics_namespace": st.sampled_from(["AWS/Lambda", "x" * 256, "café", "a\tb", "ns!"]),
 }
 
 

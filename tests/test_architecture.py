@@ -27,7 +27,7 @@ PARTS = {
     "probes": ("probes.",),
     "integrations": ("integrations.",),
     "verdicts": ("verdicts", "health"),
-    "output": ("report", "_health_state"),
+    "output": ("report", "_health_state", "_emf", "_fleet", "_fleet_otel"),
     "recycle": ("recycle",),
     "engine": ("_engine",),
     "guard": ("guard",),

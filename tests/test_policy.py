@@ -55,6 +55,8 @@ def test_defaults() -> None:
         "allow_globals": frozenset(),
         "allow_threads": frozenset(),
         "probes": frozenset(PROBE_NAMES),  # every probe
+        "metrics": "off",  # the fleet view is opt-in
+        "metrics_namespace": None,  # auto: POWERTOOLS_METRICS_NAMESPACE, else safehandler
     }
     assert (policy.strict, policy.enabled) == (False, True)
     assert Policy.from_env(environ={}) == policy
@@ -375,6 +377,8 @@ def test_a_bad_value_of_each_variable_fails_the_decorator(
     monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     bad = "a b" if variable.startswith("SAFEHANDLER_ALLOW_") else "-1.5x"  # any pattern goes
+    if variable == "SAFEHANDLER_METRICS_NAMESPACE":
+        bad = "AWS/Lambda"  # (-1.5x is a namespace; AWS/ is CloudWatch's own)
     monkeypatch.setenv(variable, bad)
     with pytest.raises(safehandler.ConfigError) as excinfo:
         safehandler.guard(handler)
