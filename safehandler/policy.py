@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple, cast
 
 from . import _constants as env
+from ._redact import compile_patterns, split_patterns
 from ._warn import warn
 from .errors import ConfigError
 
@@ -65,6 +67,19 @@ def _patterns(value: object) -> bool:
 
 def _parse_names(text: str) -> frozenset[str]:
     return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
+def _regexes(value: object) -> bool:
+    """Regular expressions that compile, each one as ``split_patterns`` would read it back."""
+    if not isinstance(value, frozenset) or not all(isinstance(p, str) for p in value):
+        return False
+    if any(split_patterns(pattern) != {pattern} for pattern in value):
+        return False
+    try:
+        compile_patterns(value)
+    except re.error:
+        return False
+    return True
 
 
 def _is_number(value: object) -> bool:
@@ -241,10 +256,23 @@ SETTINGS: tuple[Setting, ...] = (
         lambda v: isinstance(v, frozenset) and bool(v) and v <= frozenset(PROBE_NAMES),
         "which probes run (mode=off runs none)",
     ),
+    Setting(
+        "redact_patterns",
+        env.REDACT,
+        frozenset(),
+        "regular expressions separated by commas or newlines (a comma inside (), [] or {} "
+        "belongs to its pattern)",
+        split_patterns,
+        _regexes,
+        "your own secrets, hidden as *** in every output beside the built-in corpus (key names, "
+        "URL passwords, tokens); with a group, only what the first group matched is hidden",
+    ),
 )
 _BY_FIELD = {setting.field: setting for setting in SETTINGS}
 # the settings that are sets of names: built from any collection of them
-_NAME_SETS = frozenset(setting.field for setting in SETTINGS if setting.parse is _parse_names)
+_NAME_SETS = frozenset(
+    setting.field for setting in SETTINGS if setting.parse in (_parse_names, split_patterns)
+)
 
 
 def _reject_unknown(names: Iterable[str]) -> None:
@@ -279,6 +307,7 @@ class Policy:
     allow_globals: frozenset[str]
     allow_threads: frozenset[str]
     probes: frozenset[str]
+    redact_patterns: frozenset[str]
 
     def __init__(self, **settings: Any) -> None:
         _reject_unknown(settings)

@@ -37,6 +37,8 @@ ISOLATIONS = ("report", "restore")
 _PATTERN = st.text(
     alphabet=st.characters(categories=["L", "N"], include_characters="._*?[]-"), min_size=1
 )
+# regular expressions with commas where they belong to the pattern: {m,n}, [...], escaped
+_REGEXES = (r"acme-[0-9a-f]{32}", r"tok_\w{8,}", r"(?i)internal-(\w+)", r"x[,;]y", r"a\,b")
 BY_FIELD: dict[str, Setting] = {setting.field: setting for setting in SETTINGS}
 
 # -- valid settings -------------------------------------------------------------------
@@ -66,6 +68,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "allow_globals": st.frozensets(_PATTERN, max_size=3),
     "allow_threads": st.frozensets(_PATTERN, max_size=3),
     "probes": st.frozensets(st.sampled_from(PROBE_NAMES), min_size=1),
+    "redact_patterns": st.frozensets(st.sampled_from(_REGEXES), max_size=3),
 }
 
 
@@ -137,6 +140,9 @@ INVALID_ARGUMENTS: dict[str, st.SearchStrategy[Any]] = {
     "shared_state_every": _ints_outside(1, 64) | st.sampled_from([8.0, "8", True, b"8"]),
     "allow_globals": st.sampled_from(["app.CACHE", None, 1, frozenset({"a b"}), frozenset({""})]),
     "allow_threads": st.sampled_from(["worker", None, 1, frozenset({"a\tb"}), frozenset({""})]),
+    "redact_patterns": st.sampled_from(
+        ["tok_\\w+", None, 1, frozenset({"("}), frozenset({""}), frozenset({" a"}), {"a,b"}]
+    ),
     "probes": st.one_of(
         st.sampled_from(["fds", "fds,threads", None, 1, {"fds": True}, frozenset(), ()]),
         st.frozensets(st.sampled_from(PROBE_NAMES)).flatmap(
@@ -211,6 +217,7 @@ INVALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "allow_globals": st.sampled_from(["app.CACHE, a b", "x y", "ok,white space"]),
     "allow_threads": st.sampled_from(["name with space", "a,b c"]),
     "probes": _probe_lists_with_unknown() | st.sampled_from(["FDS", "fd", "fds;threads", "all"]),
+    "redact_patterns": st.sampled_from(["(", "tok_\\w+,[a-", "a)", "[z-a]", "*secret", "(?P<"]),
 }
 
 
