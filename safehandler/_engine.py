@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from . import _fleet, _health_state, _scope, integrations, recycle
 from ._records import Finding, InvocationStats, Resource
+from ._redact import redact_finding, use_patterns
 from ._warn import warn
 from .health import Health, HealthMonitor, memory_limit_bytes
 from .policy import Policy
@@ -89,6 +90,7 @@ class Engine:
         self.judge = Judge(policy, memory_limit)
         self.monitor = HealthMonitor(policy, memory_limit)
         if policy.enabled:
+            use_patterns(policy.redact_patterns)  # every output of the process hides them
             try:
                 integrations.attach_all(drivers=policy.tracks_db)
                 self.probes = {probe.name: probe for probe in build_probes(policy, handler)}
@@ -259,6 +261,8 @@ class Engine:
         if seen:
             self._act(seen, self.judge.verdict(invocation, findings, scope))
         if findings:
+            # findings leave the engine redacted: the LeakError, observers, self.findings
+            findings = [redact_finding(finding) for finding in findings]
             stats = stats._replace(findings=len(findings))
             self._publish(findings, failed)
         self._check_health(invocation, stats)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ._constants import HEALTH_FILE
+from ._redact import redact_text
 from ._warn import warn
 
 __all__ = ["HealthState", "publish", "read_state", "state_path", "write_state"]
@@ -56,7 +57,9 @@ def _temporary_directory(environ: Mapping[str, str]) -> str:
 def write_state(healthy: bool, reasons: Sequence[str], invocation: int) -> None:
     """Atomically replace the state file (a reader never sees half of it)."""
     path = state_path()
-    state = HealthState(healthy, tuple(reasons), os.getpid(), invocation, time.time())
+    # the reasons are figures today; redacted all the same, as they leave the process here
+    reasons = tuple(redact_text(str(reason)) for reason in reasons)
+    state = HealthState(healthy, reasons, os.getpid(), invocation, time.time())
     scratch = f"{path}.{os.getpid()}.tmp"
     with open(scratch, "w", encoding="utf-8") as out:
         json.dump(state._asdict(), out)

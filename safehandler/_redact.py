@@ -1,25 +1,417 @@
-"""The one redaction boundary: every string safehandler writes out passes through here."""
+"""The one redaction boundary: every string safehandler writes out passes through here.
+
+What is recognised (the README's "Secrets never appear" section lists it for users):
+
+- **Key names**, case-insensitive, camelCase and ``-``/``.`` split into words, in ``k=v``,
+  ``k: v``, JSON, dict repr, query strings, ODBC ``Key=Value;``, ``--name=v`` and env-var forms.
+  A name is a secret when its last word is a secret word (``password``, ``passwd``, ``pwd``,
+  ``pass``, ``secret``, ``token``, ``auth``, ``authorization``, ``credential(s)``, ``apikey``,
+  ``signature``, ``sig``, ``cookie``, ``session``, ``jwt``, or a word ending in ``password``,
+  ``secret`` or ``token``: ``PGPASSWORD``), or is ``*_key`` (not after ``primary``, ``sort``,
+  ``partition``, ``cache``, ``public``... see ``NOT_SECRET_KEYS``; ``key`` alone is no
+  secret), or begins with ``password``/``secret``/``token``/... and does not end in a word
+  that describes the secret rather than holds it (``secret_name``, ``password_file``,
+  ``token_type`` stay; ``secret_string`` goes). ``next_token`` and its pagination kin stay.
+- **Structure**: URL userinfo (``mysql://u:***@host``, the password may hold ``@``, ``:`` and
+  ``/``; ``https://***@host`` for a bare token), ``Authorization`` schemes (``Bearer ***``),
+  ``--password <pw>`` in command lines and argv lists, ``-p<pw>`` beside a MySQL client,
+  ``Cookie:`` headers, PEM private-key blocks.
+- **Shape**: AWS access key ids (and a secret key after one), JWTs, GitHub, GitLab, Slack,
+  Stripe, Google, OpenAI, npm, SendGrid and Vault tokens, Slack webhook URLs.
+- **The user's own** regular expressions (``redact_patterns``, ``SAFEHANDLER_REDACT``).
+
+Only the secret becomes ``***``; key names, users, hosts, ports and database names stay.
+
+Where it is applied, and why there. At every sink, where a string leaves the library:
+``report.log_event`` (the message and every structured field), the health state file,
+``SoakReport`` text and JSON, the HTML report, the pytest plugin's failure text and summary,
+the CLI's output and safehandler's own warnings. A sink redacts whole strings, so a detail a
+new probe adds cannot bypass it. Once more where findings leave the engine (``Engine._after``):
+``LeakError`` builds its message from findings but ``errors`` imports nothing, and the guard
+that raises it sits above this part; so the engine hands out findings already redacted, and
+everything downstream (the error, soak observers, ``Engine.findings``) holds only those.
+Probes redact where they cut a value to length (``probes._describe``), since a cut made first
+could part a secret from the key that marks it. Redacting twice changes nothing.
+"""
 
 from __future__ import annotations
 
+import binascii
+import functools
+import os
 import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["is_secret_name", "redact"]
+from ._constants import REDACT
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
-_KEY_PASSWORD = re.compile(
-    r"(?P<head>\b(?:password|passwd|pwd|secret|token)[\"']?\s*[=:]\s*[\"']?)[^\s,;&\"')}]+",
-    re.IGNORECASE,
-)
-_SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|cred|auth|cookie|session", re.IGNORECASE)
+if TYPE_CHECKING:
+    from ._records import Finding
+
+__all__ = [
+    "MASK",
+    "compile_patterns",
+    "is_secret_name",
+    "redact",
+    "redact_finding",
+    "redact_obj",
+    "redact_text",
+    "secret_name",
+    "split_patterns",
+    "use_patterns",
+]
+
+MASK = "***"
+
+# -- names ------------------------------------------------------------------------------
+
+# a name whose last word is one of these holds a secret
+SECRET_WORDS = frozenset(
+    {
+        "password", "passwd", "passphrase", "passcode", "pwd", "pass", "secret", "token",
+        "auth", "authorization", "credential", "credentials", "apikey", "secretkey",
+        "accesskey", "privatekey", "accountkey", "signature", "sig", "cookie", "session",
+        "jwt", "sessionid",
+    }
+)  # fmt: skip
+SECRET_ENDINGS = ("password", "passwd", "secret", "token", "apikey")  # PGPASSWORD, clientsecret
+# a *_key that is a structural key, not a secret (primary_key, sort_key, public_key)
+NOT_SECRET_KEYS = frozenset(
+    {
+        "primary", "foreign", "sort", "partition", "hash", "range", "cache", "idempotency",
+        "dedup", "deduplication", "object", "s3", "bucket", "routing", "public", "composite",
+        "unique", "natural", "surrogate", "lookup", "index", "dict", "map", "row", "column",
+        "sequence", "shard", "lock", "group", "ordering", "message", "event", "record", "item",
+        "table", "cursor", "evaluated", "start", "sharding", "kms", "idempotent",
+    }
+)  # fmt: skip
+# a *_token that is a pagination marker, not a credential (NextToken)
+NOT_SECRET_TOKENS = frozenset({"next", "page", "pagination", "continuation", "sync", "cancel"})
+# a name that begins with one of these holds a secret (secret_string, password_value)...
+SECRET_PREFIXES = frozenset({"password", "passwd", "pwd", "secret", "token", "credential"})
+# ...unless its last word describes the secret instead (secret_name, password_file)
+DESCRIBING = frozenset(
+    {
+        "name", "names", "arn", "id", "ids", "type", "file", "path", "dir", "url", "uri",
+        "endpoint", "length", "len", "count", "size", "policy", "version", "ttl", "expiry",
+        "expires", "expiration", "rotation", "enabled", "required", "min", "max", "format",
+        "source", "provider", "header", "field", "param", "env", "var", "region", "kind",
+        "mode", "store", "manager", "ref", "user", "username", "timeout", "at", "prefix",
+        "label", "key", "hint", "reset", "changed", "updated", "created", "age", "strength",
+    }
+)  # fmt: skip
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORDS = re.compile(r"[a-z]+[0-9]*|[0-9]+")
 
 
-def redact(text: str) -> str:
-    """Hide passwords in DSNs (``user:***@host``) and ``password=...`` pairs."""
-    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
-    return _KEY_PASSWORD.sub(r"\g<head>***", text)
+@functools.lru_cache(maxsize=1024)
+def secret_name(name: str) -> bool:
+    """Whether a key, variable, option or header of this name holds a secret."""
+    proper = name.strip("-\"' ").rsplit(".", 1)[-1]  # app.secret_key; password.txt is a file
+    words = [w.rstrip("0123456789") or w for w in _WORDS.findall(_CAMEL.sub("_", proper).lower())]
+    if not words:
+        return False
+    last = words[-1]
+    before = words[-2] if len(words) > 1 else ""
+    if last == "key":
+        return bool(before) and before not in NOT_SECRET_KEYS
+    if last == "token" and before in NOT_SECRET_TOKENS:
+        return False
+    if last in SECRET_WORDS or last.endswith(SECRET_ENDINGS):
+        return last not in ("nexttoken", "pagetoken")
+    return last not in DESCRIBING and any(word in SECRET_PREFIXES for word in words[:-1])
+
+
+_LOOSE_NAME = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig|cookie|session", re.I)
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether a variable or attribute of this name holds a secret (its value is masked)."""
-    return _SECRET_NAME.search(name) is not None
+    """Whether a variable or attribute of this name is masked whole in a global's detail: the
+    corpus's secret names, and any name that merely mentions one (a value shown by name,
+    not by shape, errs on the side of hiding)."""
+    return secret_name(name) or _LOOSE_NAME.search(name) is not None
+
+
+# -- the built-in pass ------------------------------------------------------------------
+
+_UNQUOTED = r"[^\s&;,'\"<>(){}\[\]]+"
+_VALUE = (
+    r"\\\"(?:(?!\\\").)*\\\""  # \"escaped JSON\"
+    r"|b?\"(?:[^\"\\]|\\.)*\""
+    r"|b?'(?:[^'\\]|\\.)*'"
+    r"|\{[^{}]*\}"  # ODBC {braced}, a flat dict
+    r"|\[[^\[\]]*\]"  # a flat list
+    r"|(?i:bearer|basic|token|digest|bot|negotiate|apikey|aws4-hmac-sha256)\s+" + _UNQUOTED + ""
+    r"|" + _UNQUOTED
+)
+_SCHEME = re.compile(
+    r"(?i)(?P<scheme>(?:bearer|basic|token|digest|bot|negotiate|apikey|aws4-hmac-sha256)\s+)"
+)
+_ALTERNATIVES = (
+    # PEM private keys, a truncated one to the end
+    r"(?P<pem>-----BEGIN (?P<pemkind>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----(?s:.*?)"
+    r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z))",
+    # scheme://user:password@host, the password as short as lets a host follow the @
+    r"(?P<url>(?P<urlhead>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<urluser>[^\s:/?#@'\"<>]*)"
+    r"(?::(?P<urlpw>\S*?))?@(?=[A-Za-z0-9\[][\w.\-\[\]%:]*(?:[/?#\s'\",;)\]}>]|\Z)))",
+    r"(?P<hook>https://hooks\.slack\.com/(?:services|workflows)/)[A-Za-z0-9/_\-]+",
+    r"(?P<cookie>(?<![\w\-])(?i:set-cookie|cookie)\s*:\s*)[^\r\n'\"]+",
+    # --password secret, and ['--password', 'secret']
+    r"(?P<argv>(?<![\w\-])--(?P<opt>[A-Za-z][\w\-]*)(?:\s+['\"]?|['\"]?,\s*['\"]?|['\"]\s+['\"]?))"
+    r"(?P<optval>[^\s'\",\]\-][^\s'\",\]]*)",
+    r"(?P<mysqlp>(?<![\w\-])-p)(?P<pval>[^\s'\",\]]+)",
+    r"(?P<aws>\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|ABIA|ACCA)[A-Z0-9]{16}\b)"
+    r"(?:(?P<awssep>[\s:,;|'\"=/]{1,4})[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))?",
+    r"(?P<jwt>\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*)",
+    r"(?P<tok>\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{30,}|glpat-[\w\-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}"
+    r"|whsec_[A-Za-z0-9]{20,}|sk-(?:proj-|ant-[a-z0-9]+-)?[\w\-]{20,}|npm_[A-Za-z0-9]{36}\b"
+    r"|hvs\.[\w\-]{20,}|AIza[\w\-]{35}|SG\.[\w\-]{16,}\.[\w\-]{16,}))",
+    r"(?P<bearer>\b(?i:bearer)\s+)(?P<btok>[A-Za-z0-9._~+/=\-]{8,})",
+    r"(?P<basic>\b(?i:basic)\s+)(?P<bval>[A-Za-z0-9+/]{6,}={0,2})",
+    # name=value, name: value, "name": "value", ['name'] = value; only names with a stem
+    r"(?P<kv>(?<![\w.\-])(?P<kq>\\?[\"']?)"
+    r"(?P<name>-{0,2}(?=[\w.\-]*(?i:pass|pwd|secret|token|key|auth|cred|sig|cookie|session|jwt))"
+    r"[A-Za-z_][\w.\-]*)(?P=kq)\]?\s*(?::|=>?)\s*)(?P<val>" + _VALUE + ")",
+)
+_BUILTIN = re.compile("|".join(_ALTERNATIVES))
+# every match of _BUILTIN holds one of these, in lower case: a string without any costs a few
+# substring tests (a regex alternation of them would cost 50 us per line)
+_TRIGGERS = (
+    "pass", "pwd", "secret", "token", "key", "auth", "cred", "sig", "cookie", "session", "jwt",
+    "bearer", "basic", "://", "-p", "akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa",
+    "anva", "apka", "abia", "acca", "eyj", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "github_pat_", "glpat-", "xox", "xapp-", "sk_", "rk_",
+    "whsec_", "sk-", "npm_", "hvs.", "aiza", "sg.",
+)  # fmt: skip
+_MYSQL_CLIENT = re.compile(r"(?i)\b(?:mysql\w*|mariadb\w*|sshpass)\b")
+_TOKEN_PREFIX = re.compile(r"github_pat_|[a-z]+[_\-.]|AIza|SG\.")
+_PLAIN_USER = re.compile(r"[a-z][a-z._\-]{0,30}[0-9]{0,3}")
+_PORT_AND_PATH = re.compile(r"\d+/")
+
+
+def _mask_value(value: str, *, keep_scheme: bool) -> str:
+    for quote in ('\\"', "b'", 'b"', '"', "'"):
+        if value.startswith(quote) and len(value) > len(quote):
+            inner = value[len(quote) : len(value) - len(quote.lstrip("b"))]
+            if not inner:
+                return value
+            closing = quote.lstrip("b")
+            return value[: len(quote)] + _mask_value(inner, keep_scheme=keep_scheme) + closing
+    if value[:1] in "{[" and len(value) > 1:
+        return value[0] + MASK + value[-1] if value[1:-1] else value
+    scheme = _SCHEME.match(value)
+    if scheme and keep_scheme:
+        return scheme["scheme"] + MASK
+    return MASK
+
+
+def _key_value(match: re.Match[str]) -> str:
+    head, value, name = match["kv"], match["val"], match["name"]
+    shell_cwd = name.strip("\"'\\").lower() in ("pwd", "oldpwd") and value.lstrip("'\"").startswith(
+        "/"
+    )  # the shell's working directory, not ODBC's PWD
+    if not secret_name(name) or shell_cwd:
+        return head + redact_text(value)
+    keep_scheme = "auth" in name.lower()
+    return head + _mask_value(value, keep_scheme=keep_scheme)
+
+
+def _url(match: re.Match[str]) -> str:
+    head, user, password = match["urlhead"], match["urluser"], match["urlpw"]
+    if password is None:
+        # https://TOKEN@host hides the token; ssh://git@host keeps a plain user name
+        return match[0] if _PLAIN_USER.fullmatch(user) else f"{head}{MASK}@"
+    if _PORT_AND_PATH.match(password):  # https://host:8443/users/@me: a port, not a password
+        return head + user + ":" + redact_text(password) + "@"
+    return f"{head}{user}:{MASK}@"
+
+
+def _argv(match: re.Match[str]) -> str:
+    if secret_name(match["opt"]):
+        return match["argv"] + MASK
+    return match["argv"] + redact_text(match["optval"])
+
+
+def _mysql_p(match: re.Match[str]) -> str:
+    # -p<password> means that only to a MySQL client: -pthread and -print stay
+    if _MYSQL_CLIENT.search(match.string):
+        return "-p" + MASK
+    return "-p" + redact_text(match["pval"])
+
+
+def _basic(match: re.Match[str]) -> str:
+    value = match["bval"]
+    try:
+        decoded = binascii.a2b_base64(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return match[0]
+    return match["basic"] + MASK if b":" in decoded else match[0]
+
+
+def _bearer(match: re.Match[str]) -> str:
+    token = match["btok"]
+    if token.isalpha():  # "bearer tokens": a word, not a token
+        return match[0]
+    return match["bearer"] + MASK
+
+
+_REPLACE = {
+    "pem": lambda m: f"-----BEGIN {m['pemkind']}-----{MASK}-----END {m['pemkind']}-----",
+    "url": _url,
+    "hook": lambda m: m["hook"] + MASK,
+    "cookie": lambda m: m["cookie"] + MASK,
+    "argv": _argv,
+    "optval": _argv,
+    "mysqlp": _mysql_p,
+    "pval": _mysql_p,
+    "aws": lambda m: m["aws"][:4] + MASK + (m["awssep"] + MASK if m["awssep"] else ""),
+    "awssep": lambda m: m["aws"][:4] + MASK + m["awssep"] + MASK,
+    "jwt": lambda m: MASK,
+    "tok": lambda m: _TOKEN_PREFIX.match(m[0])[0] + MASK,  # type: ignore[index]
+    "bearer": _bearer,
+    "btok": _bearer,
+    "basic": _basic,
+    "bval": _basic,
+    "kv": _key_value,
+    "val": _key_value,
+}
+
+
+def _replace(match: re.Match[str]) -> str:
+    replaced: str = _REPLACE[match.lastgroup or ""](match)
+    return replaced
+
+
+# -- the user's patterns ----------------------------------------------------------------
+
+
+def split_patterns(text: str) -> frozenset[str]:
+    """``SAFEHANDLER_REDACT``: regular expressions separated by commas or newlines. A comma
+    inside ``()``, ``[]`` or ``{}`` (``\\d{2,4}``) or escaped (``\\,``) belongs to its pattern."""
+    parts: list[str] = []
+    begin, class_start, depth, in_class, escaped = 0, 0, 0, False, False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]" or index == class_start  # a first "]" is a literal
+        elif char == "[":
+            in_class, class_start = True, index + 1 + text.startswith("^", index + 1)
+        elif char in "({":
+            depth += 1
+        elif char in ")}":
+            depth = max(0, depth - 1)
+        elif char in ",\n\r" and depth == 0:
+            parts.append(text[begin:index])
+            begin = index + 1
+    parts.append(text[begin:])
+    return frozenset(part.strip() for part in parts if part.strip())
+
+
+@functools.lru_cache(maxsize=64)
+def compile_patterns(patterns: frozenset[str]) -> tuple[re.Pattern[str], ...]:
+    """The patterns compiled, in a stable order; ``re.error`` for one that is not a regex."""
+    return tuple(re.compile(pattern) for pattern in sorted(patterns))
+
+
+_registered: frozenset[str] = frozenset()
+
+
+def use_patterns(patterns: Iterable[str]) -> None:
+    """Add the user's patterns (a policy's ``redact_patterns``) to every later redaction in
+    this process: a secret one guarded handler knows is hidden from every output."""
+    global _registered  # noqa: PLW0603 - one process-wide set, only ever grown
+    added = frozenset(patterns) - _registered
+    if added:
+        compile_patterns(frozenset(added))  # raises here, not at the next log line
+        _registered |= added
+
+
+def _user_patterns() -> tuple[re.Pattern[str], ...]:
+    from_env = os.environ.get(REDACT)
+    patterns = _registered
+    if from_env:
+        patterns |= split_patterns(from_env)
+    if not patterns:
+        return ()
+    try:
+        return compile_patterns(patterns)
+    except re.error:  # a bad variable is the policy's ConfigError; here, use the good ones
+        return tuple(p for p in map(_compiled_or_none, sorted(patterns)) if p is not None)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_or_none(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def _apply(pattern: re.Pattern[str], text: str) -> str:
+    if not pattern.groups:
+        return pattern.sub(MASK, text)
+
+    def hide_first_group(match: re.Match[str]) -> str:
+        start, end = match.span(1)
+        if start < 0:
+            return match[0]
+        offset = match.start()
+        return match[0][: start - offset] + MASK + match[0][end - offset :]
+
+    return pattern.sub(hide_first_group, text)
+
+
+# -- the boundary -----------------------------------------------------------------------
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret it holds replaced by ``***``."""
+    lowered = text.lower()
+    if any(trigger in lowered for trigger in _TRIGGERS):
+        text = _BUILTIN.sub(_replace, text)
+    for pattern in _user_patterns():
+        text = _apply(pattern, text)
+    return text
+
+
+redact = redact_text  # the name the probes know
+
+
+def redact_obj(obj: Any) -> Any:
+    """A JSON-like tree (dicts, lists, strings, numbers) with every string redacted and the
+    value of every secret-named key masked. Anything else becomes its redacted ``str``."""
+    if isinstance(obj, str):
+        return redact_text(obj)
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj
+    if isinstance(obj, Mapping):
+        out = {}
+        for key, value in obj.items():
+            name = redact_text(key) if isinstance(key, str) else key
+            if isinstance(key, str) and secret_name(key) and _is_filled_scalar(value):
+                out[name] = MASK
+            else:
+                out[name] = redact_obj(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [redact_obj(item) for item in obj]
+    return redact_text(str(obj))
+
+
+def _is_filled_scalar(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (str, bytes, int, float)):
+        return False
+    return value not in ("", b"")
+
+
+def redact_finding(finding: Finding) -> Finding:
+    """The finding as it may leave the engine: its detail and extra fields redacted."""
+    detail = redact_text(finding.detail)
+    extra = redact_obj(finding.extra) if finding.extra else finding.extra
+    if detail == finding.detail and extra == finding.extra:
+        return finding
+    return finding.replace(detail=detail, extra=extra)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ._health_state import read_state, state_path
+from ._redact import redact_text
 from .errors import ConfigError
 from .layer import ARCHES, PYTHONS, build_layer
 from .policy import settings_table
@@ -120,14 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             html_out = outputs.enter_context(_open_output(args.html))
             report = _run_soak(args)
         except (TargetError, ConfigError, OSError) as exc:
-            print(f"safehandler: error: {exc}", file=sys.stderr)
+            print(redact_text(f"safehandler: error: {exc}"), file=sys.stderr)
             for path in (args.json, args.html):  # no half-written reports left behind
                 if path:
                     with contextlib.suppress(OSError):
                         os.remove(path)
             return EXIT_USAGE
         if not args.quiet:
-            print(report)
+            print(report)  # SoakReport's text and to_dict() are redacted
         if json_out is not None:
             json.dump(report.to_dict(), json_out, indent=2)
             json_out.write("\n")
@@ -145,9 +146,9 @@ def _open_output(path: str | None) -> contextlib.AbstractContextManager[TextIO |
 def _health(path: str | None) -> int:
     state = read_state(path)
     if state is None:
-        print(f"unknown: no health state at {path or state_path()}", file=sys.stderr)
+        print(redact_text(f"unknown: no health state at {path or state_path()}"), file=sys.stderr)
         return EXIT_USAGE
-    print(state)
+    print(redact_text(str(state)))
     return EXIT_CLEAN if state.healthy else EXIT_LEAK
 
 

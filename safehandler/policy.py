@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple, cast
 
 from . import _constants as env
+from ._redact import compile_patterns, split_patterns
 from ._warn import warn
 from .errors import ConfigError
 
@@ -85,6 +87,17 @@ def _namespace(value: object) -> bool:
         and set(value) <= allowed
         and not value.startswith("AWS/")
     )
+def _regexes(value: object) -> bool:
+    """Regular expressions that compile, each one as ``split_patterns`` would read it back."""
+    if not isinstance(value, frozenset) or not all(isinstance(p, str) for p in value):
+        return False
+    if any(split_patterns(pattern) != {pattern} for pattern in value):
+        return False
+    try:
+        compile_patterns(value)
+    except re.error:
+        return False
+    return True
 
 
 def _is_number(value: object) -> bool:
@@ -284,10 +297,23 @@ SETTINGS: tuple[Setting, ...] = (
         "the metrics' namespace; auto: POWERTOOLS_METRICS_NAMESPACE, else the namespace of "
         "the Powertools Metrics given to guard(metrics=...), else safehandler",
     ),
+    Setting(
+        "redact_patterns",
+        env.REDACT,
+        frozenset(),
+        "regular expressions separated by commas or newlines (a comma inside (), [] or {} "
+        "belongs to its pattern)",
+        split_patterns,
+        _regexes,
+        "your own secrets, hidden as *** in every output beside the built-in corpus (key names, "
+        "URL passwords, tokens); with a group, only what the first group matched is hidden",
+    ),
 )
 _BY_FIELD = {setting.field: setting for setting in SETTINGS}
 # the settings that are sets of names: built from any collection of them
-_NAME_SETS = frozenset(setting.field for setting in SETTINGS if setting.parse is _parse_names)
+_NAME_SETS = frozenset(
+    setting.field for setting in SETTINGS if setting.parse in (_parse_names, split_patterns)
+)
 
 
 def _reject_unknown(names: Iterable[str]) -> None:
@@ -324,6 +350,7 @@ class Policy:
     probes: frozenset[str]
     metrics: Metrics
     metrics_namespace: str | None
+    redact_patterns: frozenset[str]
 
     def __init__(self, **settings: Any) -> None:
         _reject_unknown(settings)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from ._redact import redact_text
 from .testing import (
     DEFAULT_INVOCATIONS,
     LAMBDA_FD_LIMIT,
@@ -122,7 +123,7 @@ class _Runner:
             )
         if check and not report.clean:
             self.item.user_properties.append((_PROPERTY, json.dumps(_summary(report))))
-            pytest.fail(str(report), pytrace=False)
+            pytest.fail(str(report), pytrace=False)  # (SoakReport's text is redacted)
         return report
 
 
@@ -135,9 +136,9 @@ def _as_target(handler: Callable[..., Any] | str) -> str:
 
 def _summary(report: SoakReport) -> dict[str, Any]:
     return {
-        "handler": report.handler,
+        "handler": redact_text(report.handler),
         "verdict": report.verdict,
-        "findings": [f"[{finding.kind}] {finding}" for finding in report.findings],
+        "findings": [redact_text(f"[{finding.kind}] {finding}") for finding in report.findings],
     }
 
 
@@ -186,6 +187,7 @@ class _Summary:
             return
         terminalreporter.section("safehandler soak")
         for nodeid, summary in self.failed:
-            terminalreporter.write_line(f"{nodeid}: {summary['handler']}")
+            # redacted again: a worker of another version may have sent the summary
+            terminalreporter.write_line(redact_text(f"{nodeid}: {summary['handler']}"))
             for line in summary["findings"]:
-                terminalreporter.write_line(f"  {line}")
+                terminalreporter.write_line(redact_text(f"  {line}"))

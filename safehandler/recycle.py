@@ -28,6 +28,7 @@ from typing import Any
 from . import _fleet
 from ._constants import LAMBDA_MAX_CONCURRENCY, LAMBDA_RUNTIME_API, LOGGER_NAME, SUPERVISED
 from ._imports import when_imported
+from ._redact import redact_text
 
 __all__ = ["RECYCLE_STATUS", "allowed", "install_hook", "pending", "recycle_now", "request"]
 
@@ -58,7 +59,7 @@ def recycle_now() -> None:  # pragma: no cover - ends the process; tested end to
     logging.getLogger(LOGGER_NAME).warning(
         "safehandler: recycling the environment (%s): %s",
         "restarting the runtime" if supervised else "exiting; Lambda starts a new one",
-        "; ".join(_reasons),
+        redact_text("; ".join(_reasons)),
     )
     _fleet.before_recycle(_reasons)  # the fleet view's last line, before the flush
     logging.shutdown()  # flushes every handler: CloudWatch gets the last lines

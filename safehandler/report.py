@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._constants import LOGGER_NAME
 from ._records import Finding, Site
+from ._redact import redact_obj, redact_text
 
 if TYPE_CHECKING:
     from .health import Health
@@ -21,10 +22,12 @@ def _is_powertools(logger: Any) -> bool:
 
 
 def log_event(logger: Any, event: str, message: str, fields: Mapping[str, Any]) -> None:
-    """One structured line: a JSON object on stdlib logging, ``extra`` keys on Powertools."""
+    """One structured line: a JSON object on stdlib logging, ``extra`` keys on Powertools.
+    The redaction boundary for log lines: the message and every field pass it here."""
     if logger is None:
         logger = logging.getLogger(LOGGER_NAME)
-    payload = {"event": event, **fields}
+    message = redact_text(message)
+    payload = redact_obj({"event": event, **fields})
     if _is_powertools(logger):
         logger.warning(message, extra={"safehandler": payload})
     else:

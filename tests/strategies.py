@@ -10,6 +10,7 @@ go without strategies.
 from __future__ import annotations
 
 import math
+import string
 from typing import Any
 
 from hypothesis import strategies as st
@@ -35,13 +36,16 @@ DB_CLEANUPS = ("off", "leaks", "all")
 RECYCLES = ("auto", "off")
 ISOLATIONS = ("report", "restore")
 METRICS = ("off", "emf", "otel", "on")
-_NAMESPACE_CHARS = "abcXYZ019._-/#: "
+_NAMESPACE_CHARS = "abcXYZ019._-/#: "  # a sample of what CloudWatch allows, for valid values
+_NAMESPACE_ALLOWED = frozenset(string.ascii_letters + string.digits + "._-/#: ")
 _NAMESPACES = st.text(alphabet=_NAMESPACE_CHARS, min_size=1, max_size=255).filter(
     lambda text: text == text.strip() != "" and not text.startswith("AWS/")
 )
 _PATTERN = st.text(
     alphabet=st.characters(categories=["L", "N"], include_characters="._*?[]-"), min_size=1
 )
+# regular expressions with commas where they belong to the pattern: {m,n}, [...], escaped
+_REGEXES = (r"acme-[0-9a-f]{32}", r"tok_\w{8,}", r"(?i)internal-(\w+)", r"x[,;]y", r"a\,b")
 BY_FIELD: dict[str, Setting] = {setting.field: setting for setting in SETTINGS}
 
 # -- valid settings -------------------------------------------------------------------
@@ -73,6 +77,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "probes": st.frozensets(st.sampled_from(PROBE_NAMES), min_size=1),
     "metrics": st.sampled_from(METRICS),
     "metrics_namespace": st.none() | _NAMESPACES,
+    "redact_patterns": st.frozensets(st.sampled_from(_REGEXES), max_size=3),
 }
 
 
@@ -144,6 +149,9 @@ INVALID_ARGUMENTS: dict[str, st.SearchStrategy[Any]] = {
     "shared_state_every": _ints_outside(1, 64) | st.sampled_from([8.0, "8", True, b"8"]),
     "allow_globals": st.sampled_from(["app.CACHE", None, 1, frozenset({"a b"}), frozenset({""})]),
     "allow_threads": st.sampled_from(["worker", None, 1, frozenset({"a\tb"}), frozenset({""})]),
+    "redact_patterns": st.sampled_from(
+        ["tok_\\w+", None, 1, frozenset({"("}), frozenset({""}), frozenset({" a"}), {"a,b"}]
+    ),
     "probes": st.one_of(
         st.sampled_from(["fds", "fds,threads", None, 1, {"fds": True}, frozenset(), ()]),
         st.frozensets(st.sampled_from(PROBE_NAMES)).flatmap(
@@ -160,7 +168,7 @@ INVALID_ARGUMENTS: dict[str, st.SearchStrategy[Any]] = {
     ),
     "metrics_namespace": st.one_of(
         st.sampled_from(["", " ns", "AWS/Lambda", "x" * 256, "café", "a\tb", "auto", 1, b"ns"]),
-        st.text(min_size=1).filter(lambda text: bool(set(text) - set(_NAMESPACE_CHARS))),
+        st.text(min_size=1).filter(lambda text: bool(set(text) - _NAMESPACE_ALLOWED)),
     ),
 }
 
@@ -229,6 +237,7 @@ INVALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "metrics": st.text().filter(lambda text: text.strip() not in METRICS),
     # "" and "auto" (any case) mean "work it out": not invalid
     "metrics_namespace": st.sampled_from(["AWS/Lambda", "x" * 256, "café", "a\tb", "ns!"]),
+    "redact_patterns": st.sampled_from(["(", "tok_\\w+,[a-", "a)", "[z-a]", "*secret", "(?P<"]),
 }
 
 

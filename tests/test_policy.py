@@ -57,6 +57,7 @@ def test_defaults() -> None:
         "probes": frozenset(PROBE_NAMES),  # every probe
         "metrics": "off",  # the fleet view is opt-in
         "metrics_namespace": None,  # auto: POWERTOOLS_METRICS_NAMESPACE, else safehandler
+        "redact_patterns": frozenset(),  # the built-in corpus only
     }
     assert (policy.strict, policy.enabled) == (False, True)
     assert Policy.from_env(environ={}) == policy
@@ -164,6 +165,13 @@ def test_settings_table_shows_defaults_as_they_are_written_in_the_environment() 
         ("SAFEHANDLER_DB_CLEANUP", " off ", "db_cleanup", "off"),
         ("SAFEHANDLER_PROBES", "fds", "probes", frozenset({"fds"})),
         ("SAFEHANDLER_PROBES", " threads , fds ,", "probes", frozenset({"fds", "threads"})),
+        (
+            "SAFEHANDLER_REDACT",
+            r"acme-\d{4,8}, tok_\w+",
+            "redact_patterns",
+            frozenset({r"acme-\d{4,8}", r"tok_\w+"}),
+        ),
+        ("SAFEHANDLER_REDACT", "a[,]b\nc\\,d\n", "redact_patterns", frozenset({"a[,]b", "c\\,d"})),
     ],
 )
 def test_each_variable_sets_its_field(variable: str, raw: str, field: str, expected: Any) -> None:
@@ -379,6 +387,7 @@ def test_a_bad_value_of_each_variable_fails_the_decorator(
     bad = "a b" if variable.startswith("SAFEHANDLER_ALLOW_") else "-1.5x"  # any pattern goes
     if variable == "SAFEHANDLER_METRICS_NAMESPACE":
         bad = "AWS/Lambda"  # (-1.5x is a namespace; AWS/ is CloudWatch's own)
+    bad = "(-1.5x" if variable == "SAFEHANDLER_REDACT" else bad  # any regex goes
     monkeypatch.setenv(variable, bad)
     with pytest.raises(safehandler.ConfigError) as excinfo:
         safehandler.guard(handler)

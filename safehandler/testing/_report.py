@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._records import Finding, InvocationStats, plural
+from .._redact import redact_obj, redact_text
 from ._limits import LAMBDA_FD_LIMIT
 
 __all__ = ["ADVICE", "SoakReport"]
@@ -38,8 +39,8 @@ class SoakReport:
         return not self.findings
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape; keys may be added, never renamed."""
-        return {
+        """The ``--json`` shape; keys may be added, never renamed. Redacted."""
+        out = {
             "handler": self.handler,
             "invocations": self.invocations,
             "errors": self.errors,
@@ -51,6 +52,7 @@ class SoakReport:
             "findings": [finding.to_dict() for finding in self.findings],
             "stats": [list(row) for row in self.stats],
         }
+        return dict(redact_obj(out))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SoakReport:
@@ -68,6 +70,9 @@ class SoakReport:
         )
 
     def __str__(self) -> str:
+        return redact_text(self._text())
+
+    def _text(self) -> str:
         rate = self.invocations / self.seconds if self.seconds else 0.0
         head = (
             f"safehandler soak {self.handler}: {self.invocations:,} invocations in "

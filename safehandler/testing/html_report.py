@@ -6,13 +6,16 @@ script, font or stylesheet is fetched, so the file can be attached to a ticket a
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from html import escape
 
 from .. import __version__
 from .._records import Finding, InvocationStats, plural
+from .._redact import redact_finding, redact_text
 from ._limits import LAMBDA_FD_LIMIT
 from ._report import ADVICE, SoakReport
 
@@ -80,6 +83,7 @@ def render_html(
     ``fd_limit`` and ``memory_limit_bytes`` draw the limit lines, and the thresholds (fractions
     of them) the line at which a handler is reported unhealthy; ``None`` leaves a line out.
     """
+    report = _redacted(report)
     stats = report.stats
     fds = _Chart("fds", "Open file descriptors", "open fds", _runs(stats, lambda row: row.fds))
     if fd_limit:
@@ -113,7 +117,7 @@ def render_html(
     figures = "\n".join(
         _figure(chart, x_max, failed, wide=chart is fds) for chart in (fds, threads, db, rss)
     )
-    heading = escape(title or report.handler)
+    heading = escape(redact_text(title or report.handler))
     handler = "" if title is None else f"<code>{escape(report.handler)}</code>"
     return _PAGE.format(
         title=heading,
@@ -126,6 +130,17 @@ def render_html(
 
 
 # -- data -----------------------------------------------------------------------------
+
+
+def _redacted(report: SoakReport) -> SoakReport:
+    """The report as the page may show it: redacted before escaping, which would hide the
+    quotes and ampersands that mark a secret."""
+    return dataclasses.replace(
+        report,
+        handler=redact_text(report.handler),
+        findings=[redact_finding(finding) for finding in report.findings],
+        error_types=Counter({redact_text(k): n for k, n in report.error_types.items()}),
+    )
 
 
 def _runs(
@@ -259,7 +274,7 @@ def _svg(chart: _Chart, size: tuple[int, int], x_max: float, failed: list[int]) 
         x = frame.x(reported)
         parts.append(
             f'<path class="found" d="M{x - 5:.1f} {frame.top - 10}h10l-5 8z">'
-            f"<title>{escape(str(finding))}</title></path>"
+            f"<title>{_shown(str(finding))}</title></path>"
         )
         if width > 600:
             label = f"{finding.kind} leak reported at {reported:,}"
@@ -350,12 +365,16 @@ def _site(finding: Finding) -> str:
     site = finding.site
     if site is None:
         return '<span class="muted">unknown</span>'
-    text = f"<code>{escape(site.location)}</code> in {escape(site.function)}"
+    text = f"<code>{_shown(site.location)}</code> in {_shown(site.function)}"
     if site.via:
-        text += f'<br><span class="muted">via {escape(site.via)}</span>'
+        text += f'<br><span class="muted">via {_shown(site.via)}</span>'
     if site.called_from:
-        text += f'<br><span class="muted">called from {escape(site.called_from)}</span>'
+        text += f'<br><span class="muted">called from {_shown(site.called_from)}</span>'
     return text
+
+
+def _shown(text: str) -> str:
+    return escape(redact_text(text))
 
 
 _STYLE = """
