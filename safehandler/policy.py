@@ -87,6 +87,8 @@ def _namespace(value: object) -> bool:
         and set(value) <= allowed
         and not value.startswith("AWS/")
     )
+
+
 def _regexes(value: object) -> bool:
     """Regular expressions that compile, each one as ``split_patterns`` would read it back."""
     if not isinstance(value, frozenset) or not all(isinstance(p, str) for p in value):
