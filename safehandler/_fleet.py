@@ -201,8 +201,10 @@ class FleetMetrics:
         for finding in findings:
             self._pending[finding.kind] += 1
             if finding.site is not None:
+                # a group is reported as it grows, each report with its count so far
                 sites = self._sites.setdefault(finding.kind, Counter())
-                sites[finding.site.location] += finding.count
+                where = finding.site.location
+                sites[where] = max(sites[where], finding.count)
         if self._otel is not None:
             self._otel.findings(findings)
 
