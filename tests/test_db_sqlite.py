@@ -165,3 +165,38 @@ def test_fixed_db_example_on_sqlite_is_clean(tmp_path: Path) -> None:
     assert code == 0, output
     assert report is not None
     assert report == report | {"verdict": "clean", "invocations": 50, "errors": 0, "findings": []}
+
+
+LATE_IMPORT_APP = """\
+import json
+import safehandler
+
+KEPT = []
+
+
+def handler(event, context):
+    KEPT.append(ENGINE.connect())  # kept
+
+
+guarded = safehandler.guard(handler)  # the first guard, before SQLAlchemy is loaded
+import sqlalchemy  # noqa: E402
+
+ENGINE = sqlalchemy.create_engine("sqlite:///{db}", poolclass=sqlalchemy.pool.NullPool)
+engine = guarded.__safehandler__
+for _ in range(3):
+    guarded({{}}, None)
+print(json.dumps([[f.kind, f.count, f.site.lineno if f.site else None] for f in engine.findings]))
+"""
+
+
+def test_sqlalchemy_imported_after_the_first_guard_is_tracked(tmp_path: Path) -> None:
+    # The hook used to run while sqlalchemy.event was half loaded and left SQLAlchemy
+    # connections untracked: a fresh interpreter, so that sqlalchemy is not loaded yet.
+    app = tmp_path / "app.py"
+    app.write_text(LATE_IMPORT_APP.format(db=tmp_path / "late.db"), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=True
+    )
+    findings = json.loads(done.stdout.splitlines()[-1])
+    line = next(n for n, text in enumerate(app.read_text().splitlines(), 1) if "# kept" in text)
+    assert ["db_connection", 2, line] in findings, (findings, done.stderr)
