@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -165,12 +164,12 @@ class Engine:
 
     # -- around the call --------------------------------------------------------------
 
-    def before(self, remaining_ms: float | None = None) -> _Token | None:
+    def before(self, remaining_ms: Callable[[], Any] | None = None) -> _Token | None:
         """Open the invocation's scope and snapshot the counters. None when the call is nested
-        in another guarded invocation, which owns it. Never raises."""
+        in another guarded invocation, which owns it. ``remaining_ms``: the invocation's clock
+        (a Lambda context's ``get_remaining_time_in_millis``). Never raises."""
         try:
-            deadline = None if remaining_ms is None else time.monotonic() + remaining_ms / 1000
-            opened = _scope.begin(deadline)
+            opened = _scope.begin(remaining_ms)
         except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
             self._disable_all(exc)
             return None

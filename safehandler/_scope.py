@@ -66,22 +66,24 @@ class Scope:
         "__weakref__",
         "_claimed",
         "_claimed_paths",
+        "_remaining_ms",
         "creations",
-        "deadline",
         "handles",
         "live",
         "overlapped",
         "serial",
     )
 
-    def __init__(self, deadline: float | None = None) -> None:
+    def __init__(self, remaining_ms: Callable[[], Any] | None = None) -> None:
         self.serial = next(_serials)  # tells scopes apart: which invocation last used a handle
         self.creations: list[Creation] = []
         self.handles: list[Handle] = []
         self.live = True
         # another invocation ran at some moment of this one: process-wide counters are shared
         self.overlapped = False
-        self.deadline = deadline  # time.monotonic() when the invocation must have returned
+        # the Lambda context's clock, asked only when someone must not wait past the deadline
+        # (asking on every invocation would cost more than the rest of the bookkeeping)
+        self._remaining_ms = remaining_ms
         # DBAPI connections and SQLite files opened in this scope: their sockets and fds are
         # reported as connections, not a second time as fds.
         self._claimed: list[weakref.ref[Any]] = []
@@ -98,7 +100,13 @@ class Scope:
 
     def remaining(self) -> float | None:
         """Seconds left before the invocation's deadline, if it has one."""
-        return None if self.deadline is None else self.deadline - time.monotonic()
+        clock = self._remaining_ms
+        if clock is None:
+            return None
+        try:
+            return float(clock()) / 1000
+        except Exception:  # noqa: BLE001 - a context of another shape: no deadline known
+            return None
 
     # -- database handles (the integrations add them) ---------------------------------
 
@@ -173,13 +181,16 @@ def current() -> Scope | None:
     return scope if scope is not None and scope.live else None
 
 
-def begin(deadline: float | None = None) -> tuple[Scope, contextvars.Token[Scope | None]] | None:
+def begin(
+    remaining_ms: Callable[[], Any] | None = None,
+) -> tuple[Scope, contextvars.Token[Scope | None]] | None:
     """Open a scope for an invocation in this context; None when one is open already (a nested
-    guarded call joins the enclosing invocation)."""
+    guarded call joins the enclosing invocation). ``remaining_ms``: the invocation's clock, a
+    Lambda context's ``get_remaining_time_in_millis``."""
     enclosing = _current.get()
     if enclosing is not None and enclosing.live:
         return None
-    scope = Scope(deadline)
+    scope = Scope(remaining_ms)
     with _lock:
         if _live:
             scope.overlapped = True
@@ -195,8 +206,10 @@ def end(opened: tuple[Scope, contextvars.Token[Scope | None]]) -> Scope:
     scope.live = False
     with _lock:
         _live.discard(scope)
-    with contextlib.suppress(ValueError):  # a token of another context (a forked child's)
+    try:  # noqa: SIM105 - suppress() would be one more object per invocation
         _current.reset(token)
+    except ValueError:  # a token of another context (a forked child's)
+        pass
     return scope
 
 
@@ -402,9 +415,9 @@ def _wrap_atexit_register() -> None:
 
 
 @contextlib.contextmanager
-def recording(deadline: float | None = None) -> Iterator[Scope | None]:
+def recording(remaining_ms: Callable[[], Any] | None = None) -> Iterator[Scope | None]:
     """A scope around a block (tests and tools): the block's creations, then ended."""
-    opened = begin(deadline)
+    opened = begin(remaining_ms)
     try:
         yield opened[0] if opened else current()
     finally:

@@ -90,15 +90,13 @@ def _code_flags(func: Callable[..., Any]) -> int:
     return int(getattr(code, "co_flags", 0))
 
 
-def _remaining_ms(args: tuple[Any, ...], kwargs: dict[str, Any]) -> float | None:
-    """The invocation's remaining time, from the Lambda context it was called with."""
+def _remaining_ms(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], Any] | None:
+    """The clock of the Lambda context the invocation was called with (not read here: most
+    invocations never need it)."""
     context = args[1] if len(args) > 1 else kwargs.get("context")
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return None
     try:
-        return float(remaining())
-    except Exception:  # noqa: BLE001 - a context of another shape: no deadline known
+        return getattr(context, "get_remaining_time_in_millis", None)
+    except Exception:  # noqa: BLE001 - a context whose __getattr__ raises: no deadline known
         return None
 
 

@@ -10,6 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import safehandler
+from safehandler.testing import FakeLambdaContext
+
 from ._lines import line_of
 
 HERE = os.path.relpath(__file__)
@@ -88,6 +91,21 @@ def test_without_grace_the_same_thread_is_caught(guarded, stop) -> None:
     guard = guarded(handler, thread_grace_ms=0)
     guard(1)
     assert [f.kind for f in guard.findings] == ["thread"]
+
+
+@pytest.mark.parametrize(("timeout_s", "reported"), [(0.04, True), (30.0, False)])
+def test_the_grace_period_never_runs_past_the_invocations_deadline(
+    timeout_s: float, reported: bool
+) -> None:
+    # The thread ends 0.2 s after the call, well within the 5 s grace: waited for when the
+    # invocation has time left, reported at once when its deadline is nearer than that.
+    def handler(event, context):
+        threading.Thread(target=time.sleep, args=(0.2,)).start()
+
+    guard = safehandler.guard(handler, mode="report", thread_grace_ms=5000)
+    guard({}, FakeLambdaContext(timeout_s=timeout_s))
+    findings = guard.__safehandler__.findings
+    assert [f.kind for f in findings] == (["thread"] if reported else [])
 
 
 def test_threads_from_init_are_baseline(guarded, stop) -> None:
