@@ -40,7 +40,7 @@ import binascii
 import functools
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._constants import REDACT
@@ -62,6 +62,13 @@ __all__ = [
 ]
 
 MASK = "***"
+
+
+def _lazy(source: str, flags: int = 0) -> Callable[[], re.Pattern[str]]:
+    """A regex compiled at its first use: ``import safehandler`` is paid on every cold start,
+    the first redaction only when something is told (compiling all of them costs ~5 ms)."""
+    return functools.cache(lambda: re.compile(source, flags))
+
 
 # -- names ------------------------------------------------------------------------------
 
@@ -100,15 +107,21 @@ DESCRIBING = frozenset(
         "label", "key", "hint", "reset", "changed", "updated", "created", "age", "strength",
     }
 )  # fmt: skip
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_WORDS = re.compile(r"[a-z]+[0-9]*|[0-9]+")
+_CAMEL = _lazy(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORDS = _lazy(r"[a-z]+[0-9]*|[0-9]+")
+
+
+def _name_words(name: str) -> list[str]:
+    """``dbPassword``, ``DB_PASSWORD``, ``db-password`` -> ``["db", "password"]``."""
+    text = _CAMEL().sub("_", name).lower()
+    return [w.rstrip("0123456789") or w for w in _WORDS().findall(text)]
 
 
 @functools.lru_cache(maxsize=1024)
 def secret_name(name: str) -> bool:
     """Whether a key, variable, option or header of this name holds a secret."""
     proper = name.strip("-\"' ").rsplit(".", 1)[-1]  # app.secret_key; password.txt is a file
-    words = [w.rstrip("0123456789") or w for w in _WORDS.findall(_CAMEL.sub("_", proper).lower())]
+    words = _name_words(proper)
     if not words:
         return False
     last = words[-1]
@@ -122,46 +135,79 @@ def secret_name(name: str) -> bool:
     return last not in DESCRIBING and any(word in SECRET_PREFIXES for word in words[:-1])
 
 
-_LOOSE_NAME = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig|cookie|session", re.I)
+# a word that marks a secret anywhere in a global's name (_token_cache), not only at its end;
+# "pass", "sig" and "session" are too often something else there (pass_through, session_factory)
+_HOLDING_WORDS = SECRET_WORDS - {"pass", "sig", "session"}
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_name(name: str) -> bool:
     """Whether a variable or attribute of this name is masked whole in a global's detail: the
-    corpus's secret names, and any name that merely mentions one (a value shown by name,
-    not by shape, errs on the side of hiding)."""
-    return secret_name(name) or _LOOSE_NAME.search(name) is not None
+    corpus's secret names, and a name with a secret word among its words (``_token_cache``,
+    ``API_KEY_BY_TENANT``) unless its last word describes rather than holds (``token_count``,
+    ``passwd_file_path``). Words, not substrings: ``primary_key``, ``keyboard``, ``author``
+    and ``monkey`` stay readable."""
+    if secret_name(name):
+        return True
+    words = _name_words(name.rsplit(".", 1)[-1])
+    if not words or words[-1] in DESCRIBING:
+        return False
+    for index, word in enumerate(words):
+        before = words[index - 1] if index else ""
+        if word == "key":
+            if before and before not in NOT_SECRET_KEYS:
+                return True
+        elif word == "token":
+            if before not in NOT_SECRET_TOKENS:
+                return True
+        elif word in _HOLDING_WORDS or word.endswith(SECRET_ENDINGS):
+            return True
+    return False
 
 
 # -- the built-in pass ------------------------------------------------------------------
 
-_UNQUOTED = r"[^\s&;,'\"<>(){}\[\]]+"
+# an unquoted value ends at whitespace, ",", ";", "&" or a quote; brackets inside it belong to
+# it (a password "p(a]ss"), closing ones at its end do not ("Config(password=x)")
+_END = r"(?=[)\]}>]*(?:[\s&;,'\"]|\Z))"
+_UNQUOTED = r"[^\s&;,'\"]+?" + _END
 _VALUE = (
     r"\\\"(?:(?!\\\").)*\\\""  # \"escaped JSON\"
     r"|b?\"(?:[^\"\\]|\\.)*\""
     r"|b?'(?:[^'\\]|\\.)*'"
-    r"|\{[^{}]*\}"  # ODBC {braced}, a flat dict
-    r"|\[[^\[\]]*\]"  # a flat list
+    # ODBC {braced}, a flat dict, a flat list; where more follows ({a}b), an unquoted value
+    r"|\{[^{}]*\}" + _END + r"|\[[^\[\]]*\]" + _END + ""
     r"|(?i:bearer|basic|token|digest|bot|negotiate|apikey|aws4-hmac-sha256)\s+" + _UNQUOTED + ""
     r"|" + _UNQUOTED
 )
-_SCHEME = re.compile(
+_SCHEME = _lazy(
     r"(?i)(?P<scheme>(?:bearer|basic|token|digest|bot|negotiate|apikey|aws4-hmac-sha256)\s+)"
+)
+# a bare AWS secret access key: 40 of base64's characters with all three kinds among them (a
+# hex digest has no capitals; base64 of a SHA-256 is 44 long)
+_AWS_KEY_SHAPE = (
+    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])"
+    r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9][A-Za-z0-9/+]{39}(?![A-Za-z0-9/+=])"
 )
 _ALTERNATIVES = (
     # PEM private keys, a truncated one to the end
     r"(?P<pem>-----BEGIN (?P<pemkind>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----(?s:.*?)"
     r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z))",
-    # scheme://user:password@host, the password as short as lets a host follow the @
+    # scheme://user:password@host, the password up to the last @ a host follows (it may hold
+    # "@", ":" and "/": u:ab@cd/ef@host); past a quote only if no @ comes before it
     r"(?P<url>(?P<urlhead>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<urluser>[^\s:/?#@'\"<>]*)"
-    r"(?::(?P<urlpw>\S*?))?@(?=[A-Za-z0-9\[][\w.\-\[\]%:]*(?:[/?#\s'\",;)\]}>]|\Z)))",
+    r"(?::(?P<urlpw>[^\s'\"<>]*|\S*?))?@(?=[A-Za-z0-9\[][\w.\-\[\]%:]*(?:[/?#\s'\",;)\]}>]|\Z)))",
     r"(?P<hook>https://hooks\.slack\.com/(?:services|workflows)/)[A-Za-z0-9/_\-]+",
     r"(?P<cookie>(?<![\w\-])(?i:set-cookie|cookie)\s*:\s*)[^\r\n'\"]+",
     # --password secret, and ['--password', 'secret']
     r"(?P<argv>(?<![\w\-])--(?P<opt>[A-Za-z][\w\-]*)(?:\s+['\"]?|['\"]?,\s*['\"]?|['\"]\s+['\"]?))"
-    r"(?P<optval>[^\s'\",\]\-][^\s'\",\]]*)",
-    r"(?P<mysqlp>(?<![\w\-])-p)(?P<pval>[^\s'\",\]]+)",
+    r"(?P<optval>[^\s'\"\-][^\s'\"]*)",
+    r"(?P<mysqlp>(?<![\w\-])-p)(?P<pval>[^\s'\"]+)",
+    r"(?P<sshpass>\bsshpass(?:['\"]?,?\s+['\"]?-[a-oq-zA-Z]\S*)*['\"]?,?\s+['\"]?-p['\"]?,?\s+['\"]?)"
+    r"(?P<sshpw>[^\s'\"]+)",
     r"(?P<aws>\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|ABIA|ACCA)[A-Z0-9]{16}\b)"
     r"(?:(?P<awssep>[\s:,;|'\"=/]{1,4})[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))?",
+    r"(?P<awskey>" + _AWS_KEY_SHAPE + ")",
     r"(?P<jwt>\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*)",
     r"(?P<tok>\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{30,}|glpat-[\w\-]{20,}"
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}"
@@ -174,7 +220,8 @@ _ALTERNATIVES = (
     r"(?P<name>-{0,2}(?=[\w.\-]*(?i:pass|pwd|secret|token|key|auth|cred|sig|cookie|session|jwt))"
     r"[A-Za-z_][\w.\-]*)(?P=kq)\]?\s*(?::|=>?)\s*)(?P<val>" + _VALUE + ")",
 )
-_BUILTIN = re.compile("|".join(_ALTERNATIVES))
+_BUILTIN = _lazy("|".join(_ALTERNATIVES))
+_BARE_AWS_KEY = _lazy(_AWS_KEY_SHAPE)  # the one shape with no trigger: its own pass
 # every match of _BUILTIN holds one of these, in lower case: a string without any costs a few
 # substring tests (a regex alternation of them would cost 50 us per line)
 _TRIGGERS = (
@@ -184,10 +231,10 @@ _TRIGGERS = (
     "github_pat_", "glpat-", "xox", "xapp-", "sk_", "rk_",
     "whsec_", "sk-", "npm_", "hvs.", "aiza", "sg.",
 )  # fmt: skip
-_MYSQL_CLIENT = re.compile(r"(?i)\b(?:mysql\w*|mariadb\w*|sshpass)\b")
-_TOKEN_PREFIX = re.compile(r"github_pat_|[a-z]+[_\-.]|AIza|SG\.")
-_PLAIN_USER = re.compile(r"[a-z][a-z._\-]{0,30}[0-9]{0,3}")
-_PORT_AND_PATH = re.compile(r"\d+/")
+_MYSQL_CLIENT = _lazy(r"(?i)\b(?:mysql\w*|mariadb\w*|sshpass)\b")
+_TOKEN_PREFIX = _lazy(r"github_pat_|[sr]k_(?:live|test)_|[a-z]+[_\-.]|AIza|SG\.")
+_PLAIN_USER = _lazy(r"[a-z][a-z._\-]{0,30}[0-9]{0,3}")
+_PORT_AND_PATH = _lazy(r"(\d{1,5})/")
 
 
 def _mask_value(value: str, *, keep_scheme: bool) -> str:
@@ -200,19 +247,24 @@ def _mask_value(value: str, *, keep_scheme: bool) -> str:
             return value[: len(quote)] + _mask_value(inner, keep_scheme=keep_scheme) + closing
     if value[:1] in "{[" and len(value) > 1:
         return value[0] + MASK + value[-1] if value[1:-1] else value
-    scheme = _SCHEME.match(value)
+    scheme = _SCHEME().match(value)
     if scheme and keep_scheme:
         return scheme["scheme"] + MASK
     return MASK
 
 
-def _key_value(match: re.Match[str]) -> str:
-    head, value, name = match["kv"], match["val"], match["name"]
-    shell_cwd = name.strip("\"'\\").lower() in ("pwd", "oldpwd") and value.lstrip("'\"").startswith(
-        "/"
-    )  # the shell's working directory, not ODBC's PWD
+def _key_value(match: re.Match[str]) -> str | None:
+    value, name = match["val"], match["name"]
+    # the shell's working directory (PWD=/var/task), not ODBC's password (UID=app;PWD=/x;)
+    shell_cwd = (
+        name.strip("\"'\\") in ("PWD", "OLDPWD")
+        and value.lstrip("'\"").startswith("/")
+        and not match.string.startswith(";", match.end())
+        and "uid=" not in match.string.lower()
+    )
     if not secret_name(name) or shell_cwd:
-        return head + redact_text(value)
+        return None  # not a secret's name: its value is scanned like any other text
+    head = match["kv"]
     keep_scheme = "auth" in name.lower()
     return head + _mask_value(value, keep_scheme=keep_scheme)
 
@@ -221,8 +273,10 @@ def _url(match: re.Match[str]) -> str:
     head, user, password = match["urlhead"], match["urluser"], match["urlpw"]
     if password is None:
         # https://TOKEN@host hides the token; ssh://git@host keeps a plain user name
-        return match[0] if _PLAIN_USER.fullmatch(user) else f"{head}{MASK}@"
-    if _PORT_AND_PATH.match(password):  # https://host:8443/users/@me: a port, not a password
+        return match[0] if _PLAIN_USER().fullmatch(user) else f"{head}{MASK}@"
+    port = _PORT_AND_PATH().match(password)
+    if port and ("." in user or user == "localhost") and int(port[1]) <= 65535:
+        # https://api.example.com:8443/users/@me: a host and its port, not a user's password
         return head + user + ":" + redact_text(password) + "@"
     return f"{head}{user}:{MASK}@"
 
@@ -235,7 +289,7 @@ def _argv(match: re.Match[str]) -> str:
 
 def _mysql_p(match: re.Match[str]) -> str:
     # -p<password> means that only to a MySQL client: -pthread and -print stay
-    if _MYSQL_CLIENT.search(match.string):
+    if _MYSQL_CLIENT().search(match.string):
         return "-p" + MASK
     return "-p" + redact_text(match["pval"])
 
@@ -256,7 +310,7 @@ def _bearer(match: re.Match[str]) -> str:
     return match["bearer"] + MASK
 
 
-_REPLACE = {
+_REPLACE: dict[str, Callable[[re.Match[str]], str | None]] = {
     "pem": lambda m: f"-----BEGIN {m['pemkind']}-----{MASK}-----END {m['pemkind']}-----",
     "url": _url,
     "hook": lambda m: m["hook"] + MASK,
@@ -267,8 +321,11 @@ _REPLACE = {
     "pval": _mysql_p,
     "aws": lambda m: m["aws"][:4] + MASK + (m["awssep"] + MASK if m["awssep"] else ""),
     "awssep": lambda m: m["aws"][:4] + MASK + m["awssep"] + MASK,
+    "sshpass": lambda m: m["sshpass"] + MASK,
+    "sshpw": lambda m: m["sshpass"] + MASK,
+    "awskey": lambda m: MASK,
     "jwt": lambda m: MASK,
-    "tok": lambda m: _TOKEN_PREFIX.match(m[0])[0] + MASK,  # type: ignore[index]
+    "tok": lambda m: _TOKEN_PREFIX().match(m[0])[0] + MASK,  # type: ignore[index]
     "bearer": _bearer,
     "btok": _bearer,
     "basic": _basic,
@@ -278,9 +335,21 @@ _REPLACE = {
 }
 
 
-def _replace(match: re.Match[str]) -> str:
-    replaced: str = _REPLACE[match.lastgroup or ""](match)
-    return replaced
+def _builtin_pass(text: str) -> str:
+    """``_BUILTIN.sub``, except that a ``name=value`` whose name holds no secret gives its value
+    back to the scan: ``key=--password x`` and ``key: -----BEGIN PRIVATE KEY-----`` are found
+    by the rules for what follows the name, not cut off at the value's end."""
+    pattern = _BUILTIN()
+    out: list[str] = []
+    done = scan = 0
+    while (match := pattern.search(text, scan)) is not None:
+        replaced = _REPLACE[match.lastgroup or ""](match)
+        if replaced is None:
+            scan = match.start("val")
+            continue
+        out += (text[done : match.start()], replaced)
+        done = scan = match.end()
+    return "".join(out) + text[done:] if out else text
 
 
 # -- the user's patterns ----------------------------------------------------------------
@@ -372,7 +441,9 @@ def redact_text(text: str) -> str:
     """``text`` with every secret it holds replaced by ``***``."""
     lowered = text.lower()
     if any(trigger in lowered for trigger in _TRIGGERS):
-        text = _BUILTIN.sub(_replace, text)
+        text = _builtin_pass(text)
+    elif len(text) >= 40:  # the length of an AWS secret access key
+        text = _BARE_AWS_KEY().sub(MASK, text)
     for pattern in _user_patterns():
         text = _apply(pattern, text)
     return text

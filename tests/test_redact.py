@@ -1,0 +1,365 @@
+"""The redaction corpus, called directly: every secret shape hidden with its key name and host
+kept, every look-alike left as it is, and random secrets in each structural form never shown.
+
+The outputs themselves (log lines, reports, pages, the health file) are in
+``test_redact_outputs.py``; they all call the ``redact_text``/``redact_obj`` tested here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import string
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from safehandler import _redact
+from safehandler._redact import MASK, is_secret_name, redact_obj, redact_text, secret_name
+
+# Fixed secrets the corpus hides: each long and odd enough to appear nowhere else.
+PW = "Hunter2-Xq9"
+AWS_ID = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+    "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+GHP = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+SLACK = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
+BASIC = base64.b64encode(f"app:{PW}".encode()).decode()
+PEM_BODY = "MIIEowIBAAKCAQEA7bq" + "Zm9vYmFy" * 6
+PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
+
+# (text, the secret it holds, what must be kept beside it)
+SECRETS = [
+    # key names in k=v, the issue's list first
+    (f"db_password={PW}", PW, ["db_password="]),
+    (f"DB_PASSWORD={PW}", PW, ["DB_PASSWORD="]),
+    (f"PGPASSWORD={PW} psql -h db.example.com", PW, ["PGPASSWORD=", "psql -h db.example.com"]),
+    (f"MYSQL_PWD={PW}", PW, ["MYSQL_PWD="]),
+    (f"secret_key={PW}", PW, ["secret_key="]),
+    (f"aws_secret_access_key = {AWS_SECRET}", AWS_SECRET, ["aws_secret_access_key = "]),
+    (f"client_secret: {PW}", PW, ["client_secret: "]),
+    (f"api_key={PW}", PW, ["api_key="]),
+    (f"apikey={PW}", PW, ["apikey="]),
+    (f"access_token={PW}", PW, ["access_token="]),
+    (f"Authorization: Bearer {PW}", PW, ["Authorization: Bearer "]),
+    (f"Authorization: Basic {BASIC}", BASIC, ["Authorization: Basic "]),
+    (f"mysql --password {PW} -h db.example.com", PW, ["--password ", "-h db.example.com"]),
+    (f"mysql -u app -p{PW} -h db.example.com", PW, ["-u app -p", "-h db.example.com"]),
+    (f"https://{PW}@github.com/org/repo.git", PW, ["https://", "@github.com/org/repo.git"]),
+    (json.dumps({"db_password": PW, "host": "db"}), PW, ['"db_password": "', '"host": "db"']),
+    # URL userinfo: a password holding @, : and /
+    (f"mysql://app:{PW}@db.example.com:3306/orders", PW, ["mysql://app:", "@db.example.com:3306"]),
+    ("mysql://app:ab@cd/ef@db.example.com:3306/orders", "ab@cd/ef", ["@db.example.com:3306"]),
+    ("postgresql://app:p:a@ss:w@db:5432/orders", "p:a@ss:w", ["postgresql://app:", "@db:5432"]),
+    # ODBC, query strings, dict repr, YAML-ish, argv lists, option forms
+    (
+        f"Driver={{ODBC Driver 18}};Server=db.example.com;UID=app;PWD={PW};Database=orders",
+        PW,
+        ["Server=db.example.com;UID=app;PWD=", ";Database=orders"],
+    ),
+    (f"Server=db;Password={{{PW};x}};Database=orders", PW, ["Password={", "Database=orders"]),
+    (f"https://api.example.com/v1?user=app&access_token={PW}&page=2", PW, ["&page=2", "user=app"]),
+    (repr({"password": PW, "port": 3306}), PW, ["'password': '", "'port': 3306"]),
+    (repr({"password": PW.encode()}), PW, ["'password': b'"]),
+    (f"sqlalchemy.url: mysql+pymysql://app:{PW}@db/orders", PW, ["app:", "@db/orders"]),
+    (repr(["mysql", "--password", PW, "-h", "db"]), PW, ["'--password', '", "'-h', 'db'"]),
+    (f"--db-password={PW}", PW, ["--db-password="]),
+    (f"sshpass -p {PW} ssh app@bastion", PW, ["sshpass -p ", "ssh app@bastion"]),
+    (f"Config(host='db', password={PW})", PW, ["Config(host='db', password=", ")"]),
+    (f"db_password={PW},host=db", PW, [",host=db"]),
+    (f"db_password={PW};host=db", PW, [";host=db"]),
+    (f"db_password={PW}&host=db", PW, ["&host=db"]),
+    (f"db_password={PW} host=db", PW, [" host=db"]),
+    ("password=p(a]ss{w)ord", "p(a]ss{w)ord", ["password="]),
+    (f'"{{\\"client_secret\\": \\"{PW}\\"}}"', PW, ['\\"client_secret\\": \\"']),
+    # camelCase, dashed headers, prefixes and suffixes
+    (f"dbPassword: {PW}", PW, ["dbPassword: "]),
+    (f"clientSecret={PW}", PW, ["clientSecret="]),
+    (f"x-api-key: {PW}", PW, ["x-api-key: "]),
+    (f"X-Auth-Token: {PW}", PW, ["X-Auth-Token: "]),
+    (f"session_token={PW}", PW, ["session_token="]),
+    (f"signing_key={PW}", PW, ["signing_key="]),
+    (f"private_key={PW}", PW, ["private_key="]),
+    (f"passwd={PW}", PW, ["passwd="]),
+    (f"credentials={PW}", PW, ["credentials="]),
+    (f"secret_string={PW}", PW, ["secret_string="]),
+    (f"Cookie: sessionid={PW}; theme=dark", PW, ["Cookie: "]),
+    # shapes
+    (f"key id {AWS_ID} in use", AWS_ID, ["key id AKIA", " in use"]),
+    (f"{AWS_ID}:{AWS_SECRET}", AWS_SECRET, ["AKIA"]),
+    (f"the secret is {AWS_SECRET} here", AWS_SECRET, ["the secret is ", " here"]),
+    (f"token {JWT} expired", JWT, ["token ", " expired"]),
+    (f"cloned with {GHP}", GHP, ["cloned with ghp_"]),
+    (f"posting as {SLACK}", SLACK, ["posting as xoxb-"]),
+    (f"key: {PEM}", PEM_BODY, ["-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY"]),
+    ("https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", "XXXXXXXXXXXX", []),
+    ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc", ["sk_live_"]),
+]
+
+# Text that must come out exactly as it went in.
+LOOK_ALIKES = [
+    "host=db.example.com port=3306 database=orders",
+    "mysql://root@127.0.0.1:3306/test",
+    "ssh://git@github.com/org/repo.git",
+    "https://api.example.com:8443/users/@me",
+    "primary_key=order_id",
+    "sort_key=created_at, partition_key=tenant",
+    "keyboard=us",
+    "keys=3",
+    "token_count=512",
+    "max_tokens=1024",
+    "next_token=eyJvZmZzZXQiOjEwMH0",
+    "token_type=Bearer",
+    "secret_name=prod/orders/db",
+    "password_file=/run/secrets/db",
+    "passwd_file_path=/etc/app/passwd.txt",
+    "password_length=12",
+    "open /tmp/secret-notes.txt",
+    "/var/task/token_cache.json",
+    "author=alice monkey=banana passenger=bob",
+    "authority=login.example.com",
+    "session_count=4",
+    "gcc -pthread -o app",
+    "find . -print",
+    "37 sockets to 127.0.0.1:3306 opened at app.py:12 (pymysql.connect)",
+    "bearer tokens are checked at the gateway",
+    "sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    "request 8f14e45f-ceea-467f-a1b2-c3d4e5f6a7b8 took 12 ms",
+    "thread named 'ThreadPoolExecutor-0_0' (daemon, target=worker) still running",
+]
+
+
+def test_the_corpus_is_as_large_as_promised() -> None:
+    assert len({text for text, _, _ in SECRETS}) >= 40
+    assert len(set(LOOK_ALIKES)) >= 20
+
+
+@pytest.mark.parametrize(("text", "secret", "kept"), SECRETS, ids=[s[0][:40] for s in SECRETS])
+def test_a_secret_is_hidden_and_its_key_name_and_host_kept(
+    text: str, secret: str, kept: list[str]
+) -> None:
+    out = redact_text(text)
+    assert secret not in out
+    assert MASK in out
+    for piece in kept:
+        assert piece in out, (piece, out)
+    assert redact_text(out) == out  # redacting twice changes nothing
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_a_look_alike_stays_readable(text: str) -> None:
+    assert redact_text(text) == text
+
+
+# -- names --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "password", "DB_PASSWORD", "PGPASSWORD", "MYSQL_PWD", "dbPassword", "db-password",
+        "secret_key", "aws_secret_access_key", "client_secret", "clientSecret", "api_key",
+        "apikey", "X-Api-Key", "access_token", "Authorization", "auth", "credential",
+        "app.secret_key", "secret_string", "private_key", "STRIPE_SECRET",
+    ],
+)  # fmt: skip
+def test_secret_names(name: str) -> None:
+    assert secret_name(name)
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "primary_key", "PrimaryKey", "sort_key", "key", "keys", "keyboard", "keyspace",
+        "token_count", "max_tokens", "next_token", "NextToken", "token_type", "secret_name",
+        "password_file", "passwd_file_path", "password_length", "author", "authority",
+        "monkey", "passenger", "bypass", "compass", "passport", "tokenizer", "session_count",
+        "pass_through", "cache_key_prefix", "password.txt",
+    ],
+)  # fmt: skip
+def test_names_that_only_look_secret(name: str) -> None:
+    assert not secret_name(name)
+    assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["_token_cache", "API_KEY_BY_TENANT", "DB_PASSWORD_CACHE", "jwt_cache", "secretNotes"]
+)
+def test_a_global_whose_name_holds_a_secret_word_is_masked_whole(name: str) -> None:
+    # a value shown by name, not by shape: the word anywhere in the name marks it
+    assert is_secret_name(name)
+
+
+def test_a_tree_keeps_its_shape_and_masks_secret_named_scalars() -> None:
+    tree = {"db": {"password": 12345, "host": "db", "port": 3306}, "url": f"mysql://a:{PW}@h/d"}
+    assert redact_obj(tree) == {
+        "db": {"password": MASK, "host": "db", "port": 3306},
+        "url": "mysql://a:***@h/d",
+    }
+
+
+# -- the fuzz side: random secrets in each structural form --------------------------------
+
+_WORDY = string.ascii_letters + string.digits
+# what a password may hold where nothing quotes it: all but space, quotes, backslash and the
+# separators of its form (, ; &)
+_UNQUOTED = st.text(alphabet=_WORDY + "!#$%()*+-./:<=>?@[]^_`{|}~", min_size=8, max_size=40).filter(
+    lambda s: sum(c in _WORDY for c in s) >= 4
+)
+_ANY = st.text(min_size=8, max_size=40).filter(lambda s: sum(c.isalnum() for c in s) >= 4)
+_IN_URL = st.text(alphabet=_WORDY + "!$%*+-._~@:/#?=&", min_size=8, max_size=40).filter(
+    lambda s: sum(c in _WORDY for c in s) >= 4
+)
+_TOKEN = st.text(alphabet=_WORDY + "-._~+/", min_size=12, max_size=60).filter(
+    lambda s: any(c in string.ascii_uppercase + string.digits for c in s)
+)
+_KEY_NAMES = st.sampled_from(
+    ["db_password", "DB_PASSWORD", "PGPASSWORD", "MYSQL_PWD", "secret_key", "client_secret",
+     "api_key", "apikey", "access_token", "dbPassword", "x-api-key", "aws_secret_access_key"]
+)  # fmt: skip
+
+
+def _hidden(out: str, secret: str, *kept: str) -> None:
+    assert secret not in out, out
+    for piece in kept:
+        assert piece in out, (piece, out)
+
+
+@given(name=_KEY_NAMES, secret=_UNQUOTED, sep=st.sampled_from(["=", ": ", " = ", "=>"]))
+@example(name="db_password", secret="ab)cd)ef", sep="=")
+def test_unquoted_key_value(name: str, secret: str, sep: str) -> None:
+    _hidden(redact_text(f"app {name}{sep}{secret}, host=db.example.com"), secret, name, "host=db")
+
+
+@given(name=_KEY_NAMES, secret=_ANY, quote=st.sampled_from(["'", '"']))
+def test_quoted_key_value(name: str, secret: str, quote: str) -> None:
+    secret = secret.replace(quote, "").replace("\\", "") + "Zz9"
+    _hidden(redact_text(f"{name}={quote}{secret}{quote} port=3306"), secret, name, "port=3306")
+
+
+@given(name=_KEY_NAMES, secret=_ANY)
+def test_json(name: str, secret: str) -> None:
+    text = json.dumps({name: secret, "host": "db.example.com"})
+    _hidden(redact_text(text), json.dumps(secret)[1:-1], name, '"host": "db.example.com"')
+
+
+@given(name=_KEY_NAMES, secret=_ANY)
+def test_dict_repr(name: str, secret: str) -> None:
+    text = repr({name: secret, "port": 3306})
+    _hidden(redact_text(text), repr(secret)[1:-1], name, "'port': 3306")
+
+
+@given(secret=_IN_URL, scheme=st.sampled_from(["mysql", "postgresql", "mysql+pymysql", "redis"]))
+@example(secret="ab@cd/ef", scheme="mysql")
+def test_url_userinfo(secret: str, scheme: str) -> None:
+    out = redact_text(f"{scheme}://app:{secret}@db.example.com:3306/orders")
+    _hidden(out, secret, f"{scheme}://app:", "@db.example.com:3306/orders")
+
+
+@given(token=_TOKEN.filter(lambda t: "/" not in t))
+def test_url_token(token: str) -> None:
+    _hidden(redact_text(f"https://{token}@github.com/org/repo"), token, "@github.com/org/repo")
+
+
+@given(token=_TOKEN, scheme=st.sampled_from(["Bearer", "Token", "bearer"]))
+def test_authorization_header(token: str, scheme: str) -> None:
+    _hidden(redact_text(f"Authorization: {scheme} {token}"), token, f"Authorization: {scheme} ")
+
+
+@given(user=st.text(_WORDY, min_size=1, max_size=12), password=_ANY)
+def test_basic_credentials(user: str, password: str) -> None:
+    value = base64.b64encode(f"{user}:{password}".encode()).decode()
+    _hidden(redact_text(f"Authorization: Basic {value}"), value, "Authorization: Basic ")
+
+
+@given(secret=_UNQUOTED.filter(lambda s: not s.startswith("-")))
+def test_password_option(secret: str) -> None:
+    _hidden(redact_text(f"mysql --password {secret} -h db"), secret, "--password ", "-h db")
+    _hidden(redact_text(f"mysql --password={secret} -h db"), secret, "--password=", "-h db")
+    argv = repr(["mysql", "--password", secret, "-h", "db"])
+    _hidden(redact_text(argv), repr(secret)[1:-1], "'--password', ", "'-h', 'db'")
+
+
+@given(secret=st.text(_WORDY + "!#$%*+-./:=?@^_|~", min_size=8, max_size=40))
+def test_mysql_p(secret: str) -> None:
+    out = redact_text(f"mysql -u app -p{secret} -h db.example.com orders")
+    _hidden(out, secret, "mysql -u app -p", "-h db.example.com orders")
+
+
+@given(secret=st.text(_WORDY + "!#$%*+-./:=?@^_|~()", min_size=8, max_size=40))
+def test_odbc(secret: str) -> None:
+    text = f"Server=db.example.com;UID=app;PWD={secret};Database=orders"
+    _hidden(redact_text(text), secret, "Server=db.example.com;UID=app;PWD=", ";Database=orders")
+    braced = f"Server=db;PWD={{{secret.replace('}', '')}Zz9}};Database=orders"
+    _hidden(redact_text(braced), secret.replace("}", "") + "Zz9", "Database=orders")
+
+
+@given(secret=st.text(_WORDY + "-._~%+/", min_size=8, max_size=40))
+def test_query_string(secret: str) -> None:
+    text = f"https://api.example.com/v1?user=app&access_token={secret}&page=2"
+    _hidden(redact_text(text), secret, "/v1?user=app&access_token=", "&page=2")
+
+
+@given(
+    key_id=st.text(string.ascii_uppercase + string.digits, min_size=16, max_size=16),
+    secret=st.text(_WORDY + "/+", min_size=40, max_size=40),
+    prefix=st.sampled_from(["AKIA", "ASIA"]),
+)
+def test_aws_keys(key_id: str, secret: str, prefix: str) -> None:
+    out = redact_text(f"credentials {prefix}{key_id} {secret} for orders")
+    _hidden(out, key_id, f"credentials {prefix}", " for orders")
+    assert secret not in out
+
+
+@given(parts=st.lists(st.text(_WORDY + "-_", min_size=8, max_size=40), min_size=3, max_size=3))
+def test_jwt(parts: list[str]) -> None:
+    token = "eyJ" + parts[0] + ".eyJ" + parts[1] + "." + parts[2]
+    _hidden(redact_text(f"token={token}"), token, "token=")
+    _hidden(redact_text(f"sent {token} to the api"), token, "sent ", " to the api")
+
+
+@given(body=st.text(_WORDY + "+/=\n", min_size=20, max_size=200))
+def test_private_key_block(body: str) -> None:
+    block = f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----"
+    _hidden(redact_text(f"key={block!r}"), repr(body)[1:-1], "-----BEGIN PRIVATE KEY-----")
+    _hidden(redact_text(f"loaded {block} ok"), body, "-----BEGIN PRIVATE KEY-----", " ok")
+
+
+@given(
+    prefix=st.sampled_from(["ghp_", "gho_", "ghs_", "xoxb-", "xoxp-", "glpat-"]),
+    rest=st.text(_WORDY, min_size=36, max_size=40),
+)
+def test_vendor_tokens(prefix: str, rest: str) -> None:
+    _hidden(redact_text(f"using {prefix}{rest} now"), rest, f"using {prefix}", " now")
+
+
+# -- the user's own patterns --------------------------------------------------------------
+
+
+def test_a_user_pattern_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFEHANDLER_REDACT", r"acct-\d{6},tenant=(\w+)")
+    assert redact_text("acct-123456 of tenant=acme") == "*** of tenant=***"
+    monkeypatch.delenv("SAFEHANDLER_REDACT")
+    assert redact_text("acct-123456 of tenant=acme") == "acct-123456 of tenant=acme"
+
+
+def test_a_bad_user_pattern_in_the_environment_leaves_the_good_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the policy refuses the variable (ConfigError); the boundary itself never fails on it
+    monkeypatch.setenv("SAFEHANDLER_REDACT", "acct-[0-9]+,(")
+    assert redact_text(f"acct-42 password={PW}") == "*** password=***"
+
+
+def test_patterns_registered_by_a_policy_apply_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_redact, "_registered", frozenset())
+    _redact.use_patterns({r"internal-\w+"})
+    assert redact_text("host internal-db7 up") == "host *** up"
+    with pytest.raises(re.error):
+        _redact.use_patterns({"("})
