@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ._constants import REDACT
 
 if TYPE_CHECKING:
-    from ._records import Finding
+    from ._records import Finding, Site
 
 __all__ = [
     "MASK",
@@ -168,9 +168,11 @@ def is_secret_name(name: str) -> bool:
 # -- the built-in pass ------------------------------------------------------------------
 
 # an unquoted value ends at whitespace, ",", ";", "&" or a quote; brackets inside it belong to
-# it (a password "p(a]ss"), closing ones at its end do not ("Config(password=x)")
-_END = r"(?=[)\]}>]*(?:[\s&;,'\"]|\Z))"
+# it (a password "p(a]ss"), closing ones at its end do not ("Config(password=x)", "`pw=x`")
+_END = r"(?=[)\]}>`]*(?:[\s&;,'\"]|\Z))"
 _UNQUOTED = r"[^\s&;,'\"]+?" + _END
+# a command line's word ends at whitespace or a quote; closers at its end are not part of it
+_WORD_END = r"(?=[)\]}>`,]*(?:[\s'\"]|\Z))"
 _VALUE = (
     r"\\\"(?:(?!\\\").)*\\\""  # \"escaped JSON\"
     r"|b?\"(?:[^\"\\]|\\.)*\""
@@ -201,8 +203,8 @@ _ALTERNATIVES = (
     r"(?P<cookie>(?<![\w\-])(?i:set-cookie|cookie)\s*:\s*)[^\r\n'\"]+",
     # --password secret, and ['--password', 'secret']
     r"(?P<argv>(?<![\w\-])--(?P<opt>[A-Za-z][\w\-]*)(?:\s+['\"]?|['\"]?,\s*['\"]?|['\"]\s+['\"]?))"
-    r"(?P<optval>[^\s'\"\-][^\s'\"]*)",
-    r"(?P<mysqlp>(?<![\w\-])-p)(?P<pval>[^\s'\"]+)",
+    r"(?P<optval>[^\s'\"\-][^\s'\"]*?" + _WORD_END + ")",
+    r"(?P<mysqlp>(?<![\w\-])-p)(?P<pval>[^\s'\"]+?" + _WORD_END + ")",
     r"(?P<sshpass>\bsshpass(?:['\"]?,?\s+['\"]?-[a-oq-zA-Z]\S*)*['\"]?,?\s+['\"]?-p['\"]?,?\s+['\"]?)"
     r"(?P<sshpw>[^\s'\"]+)",
     r"(?P<aws>\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|ABIA|ACCA)[A-Z0-9]{16}\b)"
@@ -480,9 +482,31 @@ def _is_filled_scalar(value: object) -> bool:
 
 
 def redact_finding(finding: Finding) -> Finding:
-    """The finding as it may leave the engine: its detail and extra fields redacted."""
+    """The finding as it may leave the engine: its detail, extra fields and site redacted
+    (a site's path is text too: a LeakError prints it)."""
     detail = redact_text(finding.detail)
     extra = redact_obj(finding.extra) if finding.extra else finding.extra
-    if detail == finding.detail and extra == finding.extra:
+    site = _redact_site(finding.site)
+    if detail == finding.detail and extra == finding.extra and site is finding.site:
         return finding
-    return finding.replace(detail=detail, extra=extra)
+    return finding.replace(detail=detail, extra=extra, site=site)
+
+
+def _redact_site(site: Site | None) -> Site | None:
+    if site is None:
+        return None
+    changed = site._replace(
+        filename=redact_text(site.filename),
+        function=redact_text(site.function),
+        via=site.via and redact_text(site.via),
+        caller=_redact_frame(site.caller),
+        first_use=_redact_frame(site.first_use),
+    )
+    return site if changed == site else changed
+
+
+def _redact_frame(frame: tuple[str, int, str] | None) -> tuple[str, int, str] | None:
+    if frame is None:
+        return None
+    filename, lineno, function = frame
+    return (redact_text(filename), lineno, redact_text(function))
