@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import safehandler
-from safehandler import _health_state, cli
+from safehandler import _health_state, _redact, cli
 from safehandler._records import Finding, Site
 from safehandler._redact import MASK, redact_finding
 from safehandler._warn import warn
@@ -259,11 +260,97 @@ def test_the_health_file_and_the_health_command(
     assert_hidden(capsys.readouterr().err, "unknown: no health state at", "db_password=***")
 
 
+# -- the user's own patterns (redact_patterns, SAFEHANDLER_REDACT) -------------------------
+
+
+@pytest.fixture
+def account_thread() -> Iterator[Callable[..., Any]]:
+    """A handler that leaves a thread named with an account number: no built-in rule hides it."""
+    stop = threading.Event()
+
+    def handler(event: Any, context: Any) -> None:
+        threading.Thread(target=stop.wait, name="sync acct-123456", daemon=True).start()
+
+    yield handler
+    stop.set()
+
+
+@pytest.fixture
+def no_registered_patterns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a policy's patterns hold for the rest of the process: each test starts from none
+    monkeypatch.setattr(_redact, "_registered", frozenset())
+
+
+def _thread_lines(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if "named 'sync" in r.getMessage())
+
+
+@pytest.mark.usefixtures("no_registered_patterns")
+def test_redact_patterns_hide_the_users_own_secrets(
+    account_thread: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="safehandler")
+    settings = {"mode": "report", "leak_after": 1, "probes": {"threads"}}
+    call(safehandler.guard(account_thread, **settings), 1)
+    assert "sync acct-123456" in _thread_lines(caplog)  # the twin: shown without the pattern
+    caplog.clear()
+    call(safehandler.guard(account_thread, redact_patterns={r"acct-\d{6}"}, **settings), 1)
+    assert "sync ***" in _thread_lines(caplog)
+    assert "acct-123456" not in caplog.text
+    # once a policy has them, every output of the process hides them: a soak's report too
+    report = soak(account_thread, invocations=2, policy=soak_policy(probes={"threads"}))
+    assert "'sync ***'" in str(report)
+    assert "acct-123456" not in json.dumps(report.to_dict())
+
+
+@pytest.mark.usefixtures("no_registered_patterns")
+def test_redact_patterns_from_the_environment(
+    account_thread: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="safehandler")
+    monkeypatch.setenv("SAFEHANDLER_REDACT", r"acct-\d{6},tenant=(\w+)")
+    call(safehandler.guard(account_thread, mode="report", leak_after=1, probes={"threads"}), 1)
+    assert "sync ***" in _thread_lines(caplog)
+    assert "acct-123456" not in caplog.text
+
+
+def test_a_bad_pattern_is_a_config_error_naming_the_setting() -> None:
+    with pytest.raises(safehandler.ConfigError, match=r"^redact_patterns=frozenset\(\{'\('\}\)"):
+        safehandler.guard(lambda event, context: None, redact_patterns={"("})
+    with pytest.raises(safehandler.ConfigError, match=r"^SAFEHANDLER_REDACT='\[z-a\]': must be"):
+        safehandler.Policy.from_env({"SAFEHANDLER_REDACT": "[z-a]"})
+
+
+def test_a_bad_variable_is_one_error_line_that_hides_the_good_patterns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a literal secret among the patterns, beside one that is no regex
+    monkeypatch.setenv("SAFEHANDLER_REDACT", f"{SECRET},(")
+    with pytest.raises(safehandler.ConfigError) as info:
+        safehandler.Policy.from_env()
+    message = str(info.value)
+    assert message.startswith("SAFEHANDLER_REDACT=")
+    assert "\n" not in message  # one line
+    caplog.set_level(logging.WARNING, logger="safehandler")
+    warn("safehandler: %s", message)  # how an error leaves the library: through the boundary
+    [line] = [r.getMessage() for r in caplog.records]
+    assert (
+        line == "safehandler: SAFEHANDLER_REDACT='***,(': must be " + message.split("must be ")[1]
+    )
+
+
 # -- the fuzz side: random secrets in random shapes and positions, through every renderer --
 
 _WORDY = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _SECRET = st.text(_WORDY + "!#$%*+-.:=?@^_|~", min_size=10, max_size=30).filter(
-    lambda s: sum(c in _WORDY for c in s) >= 6
+    # a digit and a capital: nothing the outputs say of themselves ("called_from") is a secret
+    lambda s: (
+        sum(c in _WORDY for c in s) >= 6
+        and any(c.isdigit() for c in s)
+        and any(c.isupper() for c in s)
+    )
 )
 SHAPES = [
     "db_password={s}",
