@@ -42,6 +42,8 @@ TOKEN = "ghp_" + "Zy9Xw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa"
 SECRETS = (SECRET, TOKEN[4:])
 PROBES = "fds,threads,processes,globals"
 
+pytest_plugins = ["tests.pg_fixtures"]
+
 HANDLER = """
 import os
 import subprocess
@@ -90,6 +92,9 @@ MASKED = {
     "process": "--password ***",
     "env": "DB_PASSWORD changed: *** -> ***",
     "dsn": "mysql://app:***@db.example.com:3306/orders",
+    "sys.path": "'/opt/api_key=***' added",
+    "global": "API_TOKEN rebound: *** -> ***",
+    "global dsn": "LAST_DSN rebound: 'postgresql://app:***@pg.example.com:5432/orders",
     "site": "ghp_***",
 }
 
@@ -191,6 +196,46 @@ def test_safehandlers_own_warnings(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="safehandler")
     warn("safehandler: closing %s failed: %r", f"mysql://app:{SECRET}@db/orders", f"{TOKEN}")
     assert_hidden(caplog.text, "mysql://app:***@db/orders", "ghp_***")
+
+
+# -- DSNs and driver attributes ----------------------------------------------------------
+
+
+def test_dsns_and_driver_attributes(pg_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The integrations describe a connection from the driver's own record (user, host, port,
+    database), so the password is not even in the detail; this keeps it so."""
+    import psycopg
+    from sqlalchemy import create_engine, text
+
+    # the server trusts the test's own role: the password is carried, never checked
+    params = psycopg.conninfo.conninfo_to_dict(pg_dsn)
+    dsn = psycopg.conninfo.make_conninfo(pg_dsn, password=SECRET)
+    user, host, port, db = (params[k] for k in ("user", "host", "port", "dbname"))
+    url = f"postgresql+psycopg://{user}:{SECRET}@{host}:{port}/{db}"
+    kept: list[Any] = []
+
+    def handler(event: Any, context: Any) -> None:
+        kept.append(psycopg.connect(dsn))
+        engine = create_engine(url)
+        kept.append(engine)
+        with engine.connect() as conn:
+            kept.append(conn.connection.dbapi_connection)
+            conn.execute(text("SELECT 1"))
+
+    caplog.set_level(logging.WARNING, logger="safehandler")
+    try:
+        settings = {"leak_after": 1, "probes": {"db"}, "db_cleanup": "off"}
+        call(safehandler.guard(handler, mode="report", **settings), 2)
+        assert kept[0].info.password == SECRET  # the driver holds it
+        report = soak(handler, invocations=2, policy=soak_policy(**settings))
+        with pytest.raises(safehandler.LeakedConnectionError) as info:
+            call(safehandler.guard(handler, mode="strict", **settings), 2)
+    finally:
+        for item in kept:
+            (item.dispose if hasattr(item, "dispose") else item.close)()
+    outputs = [caplog.text, str(report), json.dumps(report.to_dict()), str(info.value)]
+    for text_ in outputs:
+        assert_hidden(text_, f"{user}@{host}:{port}/{db}")
 
 
 # -- the soak and its reports -------------------------------------------------------------
