@@ -1,6 +1,7 @@
 """The one redaction boundary: every string safehandler writes out passes through here.
 
-What is recognised (the README's "Secrets never appear" section lists it for users):
+What is recognised (the README's "Secrets never appear" section lists it for users; a test
+keeps its examples true):
 
 - **Key names**, case-insensitive, camelCase and ``-``/``.`` split into words, in ``k=v``,
   ``k: v``, JSON, dict repr, query strings, ODBC ``Key=Value;``, ``--name=v`` and env-var forms.
@@ -12,26 +13,35 @@ What is recognised (the README's "Secrets never appear" section lists it for use
   secret), or begins with ``password``/``secret``/``token``/... and does not end in a word
   that describes the secret rather than holds it (``secret_name``, ``password_file``,
   ``token_type`` stay; ``secret_string`` goes). ``next_token`` and its pagination kin stay.
-- **Structure**: URL userinfo (``mysql://u:***@host``, the password may hold ``@``, ``:`` and
-  ``/``; ``https://***@host`` for a bare token), ``Authorization`` schemes (``Bearer ***``),
-  ``--password <pw>`` in command lines and argv lists, ``-p<pw>`` beside a MySQL client,
-  ``Cookie:`` headers, PEM private-key blocks.
-- **Shape**: AWS access key ids (and a secret key after one), JWTs, GitHub, GitLab, Slack,
-  Stripe, Google, OpenAI, npm, SendGrid and Vault tokens, Slack webhook URLs.
+- **Structure**: URL userinfo (``mysql://u:***@host``, the password up to the last ``@`` a host
+  follows, so it may hold ``@``, ``:`` and ``/``; ``https://***@host`` for a bare token),
+  ``Authorization`` schemes (``Bearer ***``), ``--password <pw>`` in command lines and argv
+  lists, ``-p<pw>`` beside a MySQL client, ``sshpass -p <pw>``, ``Cookie:`` headers, PEM
+  private-key blocks.
+- **Shape**: AWS access key ids and secret keys (after an id, or alone: 40 base64 characters
+  of all three kinds), JWTs, GitHub, GitLab, Slack, Stripe, Google, OpenAI, npm, SendGrid and
+  Vault tokens, Slack webhook URLs.
 - **The user's own** regular expressions (``redact_patterns``, ``SAFEHANDLER_REDACT``).
 
 Only the secret becomes ``***``; key names, users, hosts, ports and database names stay.
 
 Where it is applied, and why there. At every sink, where a string leaves the library:
-``report.log_event`` (the message and every structured field), the health state file,
-``SoakReport`` text and JSON, the HTML report, the pytest plugin's failure text and summary,
-the CLI's output and safehandler's own warnings. A sink redacts whole strings, so a detail a
-new probe adds cannot bypass it. Once more where findings leave the engine (``Engine._after``):
+``report.log_event`` (the message and every structured field), the EMF lines of the fleet
+view, the health state file, ``SoakReport`` text and JSON, the HTML report, the pytest
+plugin's failure text and summary, the CLI's output and safehandler's own warnings
+(``tests/test_redact_outputs.py`` drives a real secret to each). A sink redacts whole
+strings, so a detail a new probe adds cannot bypass it. Once more where findings leave the
+engine (``Engine._after``):
 ``LeakError`` builds its message from findings but ``errors`` imports nothing, and the guard
 that raises it sits above this part; so the engine hands out findings already redacted, and
-everything downstream (the error, soak observers, ``Engine.findings``) holds only those.
-Probes redact where they cut a value to length (``probes._describe``), since a cut made first
-could part a secret from the key that marks it. Redacting twice changes nothing.
+everything downstream (the error, soak observers, ``Engine.findings``) holds only those, their
+creation sites included (a path is text too). Probes redact where they cut a value to length
+(``probes._describe``, a child's command line), since a cut made first could part a secret from
+the key that marks it, or leave a token's head that no longer reads as one. Redacting twice
+changes nothing.
+
+The regexes are compiled at the first redaction, not at import: ``import safehandler`` is paid
+on every cold start, and compiling them all costs about 4 ms.
 """
 
 from __future__ import annotations
@@ -179,7 +189,8 @@ _VALUE = (
     r"|b?'(?:[^'\\]|\\.)*'"
     # ODBC {braced}, a flat dict, a flat list; where more follows ({a}b), an unquoted value
     r"|\{[^{}]*\}" + _END + r"|\[[^\[\]]*\]" + _END + ""
-    r"|(?i:bearer|basic|token|digest|bot|negotiate|apikey|aws4-hmac-sha256)\s+" + _UNQUOTED + ""
+    r"|(?i:digest|aws4-hmac-sha256)\s+[^\r\n]+"  # k="v", k="v": the rest of the line
+    r"|(?i:bearer|basic|token|bot|negotiate|apikey)\s+" + _UNQUOTED + ""
     r"|" + _UNQUOTED
 )
 _SCHEME = _lazy(

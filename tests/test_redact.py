@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given
@@ -48,6 +49,7 @@ SECRETS = [
     (f"access_token={PW}", PW, ["access_token="]),
     (f"Authorization: Bearer {PW}", PW, ["Authorization: Bearer "]),
     (f"Authorization: Basic {BASIC}", BASIC, ["Authorization: Basic "]),
+    ('Authorization: Digest username="app", response="6629fae49393a053"', "6629fae4", ["Digest"]),
     (f"mysql --password {PW} -h db.example.com", PW, ["--password ", "-h db.example.com"]),
     (f"mysql -u app -p{PW} -h db.example.com", PW, ["-u app -p", "-h db.example.com"]),
     (f"https://{PW}@github.com/org/repo.git", PW, ["https://", "@github.com/org/repo.git"]),
@@ -363,3 +365,22 @@ def test_patterns_registered_by_a_policy_apply_everywhere(monkeypatch: pytest.Mo
     assert redact_text("host internal-db7 up") == "host *** up"
     with pytest.raises(re.error):
         _redact.use_patterns({"("})
+
+
+# -- the README shows real output -----------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_rows() -> list[tuple[str, str]]:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Secrets never appear")
+    section = text[start : text.index("\n## ", start + 1)]
+    return re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|$", section, re.M)
+
+
+def test_the_readmes_examples_are_what_redaction_gives() -> None:
+    rows = _readme_rows()
+    assert len(rows) >= 10
+    for before, after in rows:
+        assert redact_text(before) == after
