@@ -33,9 +33,12 @@ from safehandler._records import Finding, Site
 from safehandler._redact import MASK, redact_finding
 from safehandler._warn import warn
 from safehandler.errors import error_for
+from safehandler.pytest_plugin import _summary as pytest_summary
 from safehandler.report import log_event, log_finding
 from safehandler.testing import FakeLambdaContext, SoakReport, load_handler, soak, soak_policy
 from safehandler.testing.html_report import render_html
+
+from . import redact_corpus as corpus
 
 SECRET = "Hunter2-Xq9"
 TOKEN = "ghp_" + "Zy9Xw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa"
@@ -412,26 +415,74 @@ SHAPES = [
 _FILLER = st.lists(st.sampled_from(["to", "db.example.com:3306", "open", "named", "(daemon)"]))
 
 
+def _strings(tree: Any) -> str:
+    """Every string of a JSON document, decoded, one per line."""
+    if isinstance(tree, str):
+        return tree
+    if isinstance(tree, dict):
+        return "\n".join(_strings(k) + "\n" + _strings(v) for k, v in tree.items())
+    if isinstance(tree, list):
+        return "\n".join(map(_strings, tree))
+    return str(tree)
+
+
+def _log_lines(log: Callable[[Any], None], logger: Any, stream: io.StringIO) -> str:
+    log(logger)
+    return "\n".join(_strings(json.loads(line)) for line in stream.getvalue().splitlines())
+
+
 def _renders(finding: Finding) -> dict[str, str]:
-    """Every output a finding reaches, as text."""
+    """Every output a finding reaches, as its reader reads it (JSON decoded, HTML unescaped)."""
+    from aws_lambda_powertools import Logger
+
     out: dict[str, str] = {}
     redacted = redact_finding(finding)  # as the engine hands it out
     out["LeakError"] = str(error_for([redacted]))
-    stream = io.StringIO()
-    logger = logging.getLogger(f"sh_redact_fuzz_{id(stream)}")
-    logger.addHandler(logging.StreamHandler(stream))
-    logger.propagate = False
-    try:
+
+    def log(logger: Any) -> None:
         log_finding(logger, redacted)
         log_event(logger, "safehandler.test", f"raw {finding.detail}", {"what": finding.detail})
+
+    stream = io.StringIO()
+    stdlib = logging.getLogger(f"sh_redact_fuzz_{id(stream)}")
+    stdlib.addHandler(logging.StreamHandler(stream))
+    stdlib.propagate = False
+    try:
+        out["stdlib log"] = _log_lines(log, stdlib, stream)
     finally:
-        logger.handlers.clear()
-    out["log"] = stream.getvalue()
+        stdlib.handlers.clear()
+    stream = io.StringIO()
+    powertools = Logger(service=f"sh-redact-{uuid.uuid4().hex[:8]}", stream=stream)
+    out["Powertools log"] = _log_lines(log, powertools, stream)
     report = SoakReport("app:handler", 3, 0, [finding], 0.1)
     out["soak text"] = str(report)
-    out["--json"] = json.dumps(report.to_dict())
+    out["--json"] = _strings(json.loads(json.dumps(report.to_dict())))
     out["--html"] = html.unescape(render_html(report))
+    out["pytest summary"] = _strings(json.loads(json.dumps(pytest_summary(report))))
     return out
+
+
+def _finding(detail: str, filename: str = "/var/task/app.py") -> Finding:
+    site = Site(filename, 12, "handler")
+    return Finding("fd", 3, site, 1, detail, noun="file", extra={"what": detail})
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "kept"), corpus.SECRETS, ids=[s[0][:40] for s in corpus.SECRETS]
+)
+def test_every_secret_of_the_corpus_through_every_output(
+    text: str, secret: str, kept: list[str]
+) -> None:
+    for output, shown in _renders(_finding(text)).items():
+        assert secret not in shown, output
+        for piece in kept:
+            assert piece in shown, (output, piece)
+
+
+@pytest.mark.parametrize("text", corpus.LOOK_ALIKES)
+def test_every_look_alike_through_every_output(text: str) -> None:
+    for output, shown in _renders(_finding(text)).items():
+        assert text in shown, output
 
 
 @settings(max_examples=40, deadline=None)
@@ -448,7 +499,6 @@ def test_random_secrets_never_reach_an_output(
     placed = shape.format(s=secret)
     detail = " ".join([*before, placed, *after])
     site = Site(f"/var/task/{placed}/app.py" if in_site else "/var/task/app.py", 12, "handler")
-    finding = Finding("fd", 3, site, 1, detail, noun="file", extra={"what": detail})
-    for output, text in _renders(finding).items():
+    for output, text in _renders(_finding(detail, site.filename)).items():
         assert secret not in text, (output, text)
         assert MASK in text, output
