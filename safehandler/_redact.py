@@ -218,6 +218,9 @@ _ALTERNATIVES = (
     r"(?::(?P<urlpw>[^\s'\"<>]*|\S*?))?@(?=[A-Za-z0-9\[][\w.\-\[\]%:]*(?:[/?#\s'\",;)\]}>]|\Z)))",
     r"(?P<hook>https://hooks\.slack\.com/(?:services|workflows)/)[A-Za-z0-9/_\-]+",
     r"(?P<cookie>(?<![\w\-])(?i:set-cookie|cookie)\s*:\s*)[^\r\n'\"]+",
+    # curl -u user:password, --user user:password (docker's -u 1000:1000 is no password)
+    r"(?P<curlu>(?<![\w\-])(?:-u|--user)(?:\s*['\"]?|['\"]?,\s*['\"]?|=['\"]?)[^\s:'\",]+:)"
+    r"(?P<curlpw>[^\s'\"]+)",
     # --password secret, and ['--password', 'secret']
     r"(?P<argv>(?<![\w\-])--(?P<opt>[A-Za-z][\w\-]*)(?:\s+['\"]?|['\"]?,\s*['\"]?|['\"]\s+['\"]?))"
     r"(?P<optval>[^\s'\"\-][^\s'\"]*?" + _WORD_END + ")",
@@ -243,11 +246,12 @@ _BUILTIN = _lazy("|".join(_ALTERNATIVES))
 # substring tests (a regex alternation of them would cost 50 us per line)
 _TRIGGERS = (
     "pass", "pwd", "secret", "token", "key", "auth", "cred", "sig", "cookie", "session", "jwt",
-    "bearer", "basic", "://", "-p", "akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa",
+    "bearer", "basic", "://", "-p", "-u", "akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa",
     "anva", "apka", "abia", "acca", "eyj", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
     "github_pat_", "glpat-", "xox", "xapp-", "sk_", "rk_",
     "whsec_", "sk-", "npm_", "hvs.", "aiza", "sg.",
 )  # fmt: skip
+_CURL = _lazy(r"(?i)\b(?:curl|wget|http)\b")
 _MYSQL_CLIENT = _lazy(r"(?i)\b(?:mysql\w*|mariadb\w*|sshpass)\b")
 _TOKEN_PREFIX = _lazy(r"github_pat_|[sr]k_(?:live|test)_|[a-z]+[_\-.]|AIza|SG\.")
 _PLAIN_USER = _lazy(r"[a-z][a-z._\-]{0,30}[0-9]{0,3}")
@@ -298,17 +302,17 @@ def _url(match: re.Match[str]) -> str:
     return f"{head}{user}:{MASK}@"
 
 
-def _argv(match: re.Match[str]) -> str:
-    if secret_name(match["opt"]):
-        return match["argv"] + MASK
-    return match["argv"] + redact_text(match["optval"])
+def _argv(match: re.Match[str]) -> str | None:
+    return match["argv"] + MASK if secret_name(match["opt"]) else None
 
 
-def _mysql_p(match: re.Match[str]) -> str:
+def _curl_user(match: re.Match[str]) -> str | None:
+    return match["curlu"] + MASK if _CURL().search(match.string) else None
+
+
+def _mysql_p(match: re.Match[str]) -> str | None:
     # -p<password> means that only to a MySQL client: -pthread and -print stay
-    if _MYSQL_CLIENT().search(match.string):
-        return "-p" + MASK
-    return "-p" + redact_text(match["pval"])
+    return "-p" + MASK if _MYSQL_CLIENT().search(match.string) else None
 
 
 def _basic(match: re.Match[str]) -> str:
@@ -334,6 +338,8 @@ _REPLACE: dict[str, Callable[[re.Match[str]], str | None]] = {
     "cookie": lambda m: m["cookie"] + MASK,
     "argv": _argv,
     "optval": _argv,
+    "curlu": _curl_user,
+    "curlpw": _curl_user,
     "mysqlp": _mysql_p,
     "pval": _mysql_p,
     "aws": lambda m: m["aws"][:4] + MASK + (m["awssep"] + MASK if m["awssep"] else ""),
@@ -360,8 +366,8 @@ def _builtin_pass(text: str) -> str:
     done = scan = 0
     while (match := pattern.search(text, scan)) is not None:
         replaced = _REPLACE[match.lastgroup or ""](match)
-        if replaced is None:
-            scan = match.start("val")
+        if replaced is None:  # no secret here after all: scan on inside the match
+            scan = match.start("val") if match.lastgroup == "val" else match.start() + 1
             continue
         out += (text[done : match.start()], replaced)
         done = scan = match.end()
@@ -371,6 +377,7 @@ def _builtin_pass(text: str) -> str:
 # -- the user's patterns ----------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=16)  # SAFEHANDLER_REDACT is read back at every redaction
 def split_patterns(text: str) -> frozenset[str]:
     """``SAFEHANDLER_REDACT``: regular expressions separated by commas or newlines. A comma
     inside ``()``, ``[]`` or ``{}`` (``\\d{2,4}``) or escaped (``\\,``) belongs to its pattern."""
