@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import string
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -271,3 +275,32 @@ def test_the_readmes_examples_are_what_redaction_gives() -> None:
     assert len(rows) >= 10
     for before, after in rows:
         assert redact_text(before) == after
+
+
+# -- cold start ---------------------------------------------------------------------------
+
+
+def test_nothing_is_compiled_until_something_is_told(tmp_path: Path) -> None:
+    # import safehandler is paid on every cold start; the regexes only when a line goes out
+    code = textwrap.dedent(
+        """
+        import logging
+        import safehandler
+        from safehandler import _redact
+
+        def compiled():
+            return _redact._BUILTIN.cache_info().currsize + _redact._WORDS.cache_info().currsize
+
+        clean = safehandler.guard(lambda event, context: 1, mode="report")
+        clean({}, None)
+        print(compiled())
+        _redact.redact_text("password=x")
+        print(compiled())
+        """
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("SAFEHANDLER_REDACT", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.split() == ["0", "2"]
