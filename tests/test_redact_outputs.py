@@ -288,6 +288,27 @@ def test_the_pytest_plugins_failure_text_and_summary(
     assert_hidden(text, *MASKED.values())
 
 
+def test_the_pytest_plugins_error_text(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        broken=f"""
+        raise RuntimeError("cannot reach mysql://app:{SECRET}@db.example.com:3306/orders")
+        """,
+        test_it="""
+        import pytest
+
+        @pytest.mark.soak(invocations=3, handler="broken.py:handler")
+        def test_broken():
+            pass
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    assert_hidden(
+        result.stdout.str(),
+        "safehandler: importing broken.py failed: RuntimeError: cannot reach mysql://app:***@db",
+    )
+
+
 # -- the health state ---------------------------------------------------------------------
 
 
