@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import resource
 import sys
 import threading
 import uuid
@@ -160,7 +161,7 @@ def test_powertools_log_lines(handler: Callable[..., Any]) -> None:
     from aws_lambda_powertools import Logger
 
     stream = io.StringIO()
-    logger = Logger(service="orders", stream=stream)
+    logger = Logger(service=f"sh-redact-{uuid.uuid4().hex[:8]}", stream=stream)
     call(safehandler.guard(handler, mode="report", leak_after=1, logger=logger))
     lines = stream.getvalue().splitlines()
     assert len(lines) >= 5
@@ -176,6 +177,17 @@ def test_leak_error_messages(handler: Callable[..., Any]) -> None:
     assert_hidden("\n".join(str(f) for f in info.value.findings), "ghp_***")
 
 
+@pytest.fixture
+def lambdas_fd_limit() -> Iterator[None]:
+    """The soft RLIMIT_NOFILE at Lambda's 1,024 (or lower), so that a tiny fd_threshold is
+    crossed whatever the machine's limit; put back after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("lambdas_fd_limit")
 def test_the_unhealthy_lines_top_sites(
     handler: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
