@@ -260,13 +260,13 @@ _PORT_AND_PATH = _lazy(r"(\d{1,5})/")
 
 def _mask_value(value: str, *, keep_scheme: bool) -> str:
     for quote in ('\\"', "b'", 'b"', '"', "'"):
-        if value.startswith(quote) and len(value) > len(quote):
-            inner = value[len(quote) : len(value) - len(quote.lstrip("b"))]
+        closing = quote.lstrip("b")
+        if value.startswith(quote) and value.endswith(closing) and len(value) > len(quote):
+            inner = value[len(quote) : len(value) - len(closing)]
             if not inner:
                 return value
-            closing = quote.lstrip("b")
             return value[: len(quote)] + _mask_value(inner, keep_scheme=keep_scheme) + closing
-    if value[:1] in "{[" and len(value) > 1:
+    if len(value) > 1 and value[0] + value[-1] in ("{}", "[]"):  # {braced}, not {ab}cd
         return value[0] + MASK + value[-1] if value[1:-1] else value
     scheme = _SCHEME().match(value)
     if scheme and keep_scheme:
