@@ -69,7 +69,9 @@ def handler(event, context):
     os.makedirs(folder, exist_ok=True)
     KEPT.append(open(os.path.join(folder, "audit.log"), "a"))
     threading.Thread(target=STOP.wait, name=f"refresh password={SECRET}", daemon=True).start()
-    KEPT.append(subprocess.Popen(["sh", "-c", "sleep 60", "sh", "--password", SECRET]))
+    # the shell waits on its own stdin (no child of its own): closing it ends the process
+    argv = ["sh", "-c", "read line", "sh", "--password", SECRET]
+    KEPT.append(subprocess.Popen(argv, stdin=subprocess.PIPE))
     os.environ["DB_PASSWORD"] = f"{SECRET}{n}"
     os.environ["DATABASE_URL"] = f"mysql://app:{SECRET}@db.example.com:3306/orders{n}"
     sys.path.append(f"/opt/api_key={SECRET}")
@@ -82,7 +84,7 @@ def release():
     STOP.set()
     for item in KEPT:
         if isinstance(item, subprocess.Popen):
-            item.kill()
+            item.stdin.close()
             item.wait()
         else:
             item.close()
@@ -282,6 +284,16 @@ def test_the_soak_command(
 def test_the_pytest_plugins_failure_text_and_summary(
     target: str, pytester: pytest.Pytester
 ) -> None:
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish():  # the child processes and threads the handler left
+            for name, module in list(sys.modules.items()):
+                if name.startswith("sh_redact_"):
+                    module.release()
+        """
+    )
     pytester.makepyfile(
         test_it=f"""
         import pytest
