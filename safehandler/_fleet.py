@@ -42,6 +42,7 @@ from typing import Any, Protocol
 from . import _emf
 from ._constants import LAMBDA_FUNCTION_NAME, POWERTOOLS_METRICS_NAMESPACE, RESTARTS
 from ._records import Finding, InvocationStats
+from ._redact import redact_obj
 from ._warn import warn
 from .policy import Policy
 
@@ -264,7 +265,7 @@ class FleetMetrics:
             doc = _emf.document(
                 self.namespace, dimensions, metrics, properties, dimension_sets=dimension_sets
             )
-        self._write(_emf.dumps(doc))
+        self._write(_emf.dumps(redact_obj(doc)))  # the redaction boundary of metric lines
         self.documents += 1
 
 

@@ -26,6 +26,7 @@ from .testing import (
     DEFAULT_INVOCATIONS,
     LAMBDA_FD_LIMIT,
     SoakReport,
+    TargetError,
     load_handler,
     soak,
     soak_isolated,
@@ -102,29 +103,44 @@ class _Runner:
         check: bool = True,
         **settings: Any,
     ) -> SoakReport:
+        failure = None
+        try:
+            report = self._soak(handler, invocations, events, isolate, settings)
+        except TargetError as exc:  # its text may quote the handler's own error: redacted
+            failure = redact_text(f"safehandler: {exc}")
+        if failure is not None:  # out of the except block: pytest would print the cause
+            pytest.fail(failure, pytrace=False)
+        if check and not report.clean:
+            self.item.user_properties.append((_PROPERTY, json.dumps(_summary(report))))
+            pytest.fail(str(report), pytrace=False)  # (SoakReport's text is redacted)
+        return report
+
+    def _soak(
+        self,
+        handler: Callable[..., Any] | str,
+        invocations: int | None,
+        events: Any,
+        isolate: bool | None,
+        settings: dict[str, Any],
+    ) -> SoakReport:
         count = invocations or self.invocations
         if isolate if isolate is not None else self.isolate:
-            report = soak_isolated(
+            return soak_isolated(
                 _as_target(handler),
                 invocations=count,
                 events=events,
                 fd_limit=self.fd_limit,
                 seed=self.seed,
             )
-        else:
-            target = load_handler(handler) if isinstance(handler, str) else handler
-            report = soak(
-                target,
-                events=events,
-                invocations=count,
-                policy=soak_policy(**settings),
-                name=handler if isinstance(handler, str) else None,
-                seed=self.seed,
-            )
-        if check and not report.clean:
-            self.item.user_properties.append((_PROPERTY, json.dumps(_summary(report))))
-            pytest.fail(str(report), pytrace=False)  # (SoakReport's text is redacted)
-        return report
+        target = load_handler(handler) if isinstance(handler, str) else handler
+        return soak(
+            target,
+            events=events,
+            invocations=count,
+            policy=soak_policy(**settings),
+            name=handler if isinstance(handler, str) else None,
+            seed=self.seed,
+        )
 
 
 def _as_target(handler: Callable[..., Any] | str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from .._records import NO_CHANGE, Delta, Resource
+from .._redact import redact
 from .._scope import Scope, others_live
 from ._protocol import Probe
 
@@ -97,7 +98,8 @@ def _command(child: object) -> str:
         words = _cmdline(child) or [child.name()]  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - a zombie has no command line to read
         return "?"
-    text = " ".join(words)
+    # redacted before the cut: cut first, a token's tail would no longer read as a token
+    text = redact(" ".join(words))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
