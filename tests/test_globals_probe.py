@@ -939,3 +939,93 @@ def test_a_dsn_in_a_global_never_shows_its_password(password, prefix) -> None:
         assert len(res.detail.split(" -> ", 1)[1]) <= 60
     finally:
         del sys.modules[module.__name__]
+
+
+# -- packages vendored beside the handler (pip install -t .) are libraries ----------------
+
+
+@pytest.fixture(scope="module")
+def task_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Lambda task root as `pip install -t .` leaves it: a real install of a small
+    pure-Python package (the version the dev extra already has), with its dist-info."""
+    import importlib.metadata
+    import subprocess
+
+    root = tmp_path_factory.mktemp("task")
+    version = importlib.metadata.version("iniconfig")
+    env = {**os.environ, "TMPDIR": str(tmp_path_factory.getbasetemp())}
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "--no-deps", "--target", str(root), f"iniconfig=={version}"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    (root / "sh_vendored_app.py").write_text(
+        textwrap.dedent(
+            """\
+            import iniconfig
+
+            SEEN = []
+
+            def handler(event, context):
+                # a library's lazy module state, filled inside the invocation
+                vars(iniconfig).setdefault("_REGISTRY", []).append(event)
+                iniconfig.LAST = event
+                if event.get("leak"):
+                    SEEN.append(event)
+                return len(SEEN)
+            """
+        )
+    )
+    return str(root)
+
+
+@pytest.fixture
+def vendored_app(task_root: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
+    """The handler imported from the task root, with the vendored copy of iniconfig (pytest's
+    own copy is put back afterwards, and nothing imported from the task root stays)."""
+    import importlib
+
+    saved = dict(sys.modules)
+    for name in [name for name in sys.modules if name.partition(".")[0] == "iniconfig"]:
+        del sys.modules[name]
+    monkeypatch.syspath_prepend(task_root)
+    try:
+        module = importlib.import_module("sh_vendored_app")
+        assert module.iniconfig.__file__.startswith(task_root)
+        yield module
+    finally:
+        for name in [name for name in sys.modules if name not in saved]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def test_installed_distributions_name_their_top_level_packages(task_root, tmp_path) -> None:
+    from safehandler.probes.globals._vendored import vendored_names
+
+    assert vendored_names(task_root) == {"iniconfig"}  # from its RECORD
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "__init__.py").write_text("")
+    (tmp_path / "legacy-1.0-py3.11.egg-info").mkdir()
+    (tmp_path / "legacy-1.0-py3.11.egg-info" / "top_level.txt").write_text("legacy\n")
+    (tmp_path / "app.py").write_text("")
+    assert vendored_names(str(tmp_path)) == {"legacy"}  # an egg's top_level.txt
+    assert vendored_names(str(tmp_path / "missing")) == frozenset()
+
+
+def test_a_vendored_package_is_a_library_not_the_handler(guarded, vendored_app) -> None:
+    from safehandler.probes.globals import handler_modules
+
+    watched = handler_modules(vendored_app.handler)
+    assert "sh_vendored_app" in watched
+    assert not [name for name in watched if name.partition(".")[0] == "iniconfig"]
+    guard = guarded(vendored_app.handler, mode="strict")
+    assert guard(3) == [0, 0, 0]  # the library's registry grew three times: no finding
+    assert len(vendored_app.iniconfig._REGISTRY) == 3
+    guard = guarded(vendored_app.handler)
+    guard(1, event={"leak": 1})
+    guard(1, event={"leak": 2})  # the handler's own global is still watched
+    assert [(f.noun, f.detail) for f in guard.findings] == [
+        ("module global", "sh_vendored_app.SEEN grew: 1 -> 2 items")
+    ]

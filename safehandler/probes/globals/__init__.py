@@ -16,6 +16,7 @@ invocation are not findings: lazy imports are normal.
 
 The modules, in import order:
 
+- ``_vendored``: the packages installed beside the handler (``pip install -t .``): libraries;
 - ``_watched``: what is watched (the handler's modules, the stdlib modules);
 - ``_allow``: the allow-list by object (``allow_global``);
 - ``_token``: the snapshot token and its parts;
