@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import collections
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import types
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import pytest
 from hypothesis import given, settings
@@ -239,7 +241,7 @@ def test_a_replacement_whose_eq_raises_is_still_seen(handler, monkeypatch) -> No
     probe = GlobalsProbe([MODULE])
     added = invoke(probe, lambda: monkeypatch.setattr(json, "dumps", Unequal()))
     assert described(added) == [
-        ("global", "stdlib attribute", "json.dumps rebound: json.dumps -> Unequal()")
+        ("global", "stdlib attribute", f"json.dumps rebound: json.dumps -> <{HERE}.Unequal object>")
     ]
     added = invoke(probe, lambda: setattr(handler, "CLIENT", Unequal()), 2)
     assert [res.key for res in added] == [(MODULE, "CLIENT")]
@@ -459,7 +461,7 @@ def test_lazy_initialisation_is_tolerated_a_later_rebinding_is_not(handler) -> N
         per_invocation.append(described(added))
         findings += tracker.observe(invocation, added, [])
     assert per_invocation[0] == [
-        ("global", "module global", f"{MODULE}.CLIENT rebound: None -> Client()"),
+        ("global", "module global", f"{MODULE}.CLIENT rebound: None -> <{HERE}.Client object>"),
         ("global", "module global", f"{MODULE}.REGION added: 'eu-west-1'"),
     ]
     assert per_invocation[1:] == [[], [], [], []]
@@ -468,7 +470,10 @@ def test_lazy_initialisation_is_tolerated_a_later_rebinding_is_not(handler) -> N
     added = invoke(probe, lambda: setattr(handler, "CLIENT", Client()), 6)
     [finding] = tracker.observe(6, added, [])
     assert (finding.noun, finding.count, finding.invocation) == ("module global", 2, 6)
-    assert finding.detail == f"{MODULE}.CLIENT rebound: Client() -> Client()"
+    assert (
+        finding.detail
+        == f"{MODULE}.CLIENT rebound: <{HERE}.Client object> -> <{HERE}.Client object>"
+    )
 
 
 def test_reading_module_constants_is_clean(handler) -> None:
@@ -541,8 +546,8 @@ def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
     handler.TAGS = {"a"}
     handler.BUFFER = bytearray(b"ab")
     handler.RECENT = collections.deque([1, 2])
-    handler.ODD = [BadRepr()]  # no fingerprint: size only
-    handler.HUGE = list(range(10_001))  # too large for a fingerprint: size only
+    handler.ODD = [BadRepr()]  # no repr is asked: the item's identity is the fingerprint
+    handler.HUGE = list(range(10_001))  # sampled, and too large to be copied for restore()
     probe = GlobalsProbe([MODULE], deep=True)
     before = probe.snapshot()
 
@@ -550,19 +555,25 @@ def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
     handler.BUFFER[0] = ord("z")
     handler.RECENT[0] = 9
     handler.ODD[0] = BadRepr()
-    handler.HUGE[0] = -1
+    handler.HUGE[0] = -1  # in the sample (every 10th item)
+    handler.HUGE[1] = -1  # not in it: a same-size change there is not seen
     added = probe.diff(before, probe.snapshot(), [], 1).added
     assert [res.detail for res in added] == [
         f"{MODULE}.BUFFER contents changed: 2 items",
+        f"{MODULE}.HUGE contents changed: 10001 items",
+        f"{MODULE}.ODD contents changed: 1 items",
         f"{MODULE}.RECENT contents changed: 2 items",
         f"{MODULE}.TAGS contents changed: 1 items",
     ]
     assert sorted(probe.restore(before)) == [
         f"{MODULE}.BUFFER (contents)",
+        f"{MODULE}.ODD (contents)",
         f"{MODULE}.RECENT (contents)",
         f"{MODULE}.TAGS (contents)",
     ]
     assert (handler.TAGS, handler.BUFFER, list(handler.RECENT)) == ({"a"}, bytearray(b"ab"), [1, 2])
+    handler.HUGE[0] = 0
+    assert probe.diff(before, probe.snapshot(), [], 2).added == []  # HUGE[1] is outside it
 
 
 # -- allowed caches ----------------------------------------------------------------------------
@@ -1029,3 +1040,130 @@ def test_a_vendored_package_is_a_library_not_the_handler(guarded, vendored_app) 
     assert [(f.noun, f.detail) for f in guard.findings] == [
         ("module global", "sh_vendored_app.SEEN grew: 1 -> 2 items")
     ]
+
+
+# -- bounded cost: no user code, a sample per container, a budget per snapshot -------------
+
+
+class Trap:
+    """Counts every call of the methods a careless watcher would run."""
+
+    calls: ClassVar[collections.Counter[str]] = collections.Counter()
+
+    def __eq__(self, other: object) -> bool:
+        Trap.calls["__eq__"] += 1
+        return False
+
+    def __hash__(self) -> int:
+        Trap.calls["__hash__"] += 1
+        return 1
+
+    def __repr__(self) -> str:
+        Trap.calls["__repr__"] += 1
+        return "Trap()"
+
+    def __lt__(self, other: object) -> bool:
+        Trap.calls["__lt__"] += 1
+        return True
+
+    def __getattr__(self, name: str) -> object:
+        Trap.calls["__getattr__"] += 1
+        raise AttributeError(name)
+
+
+class TrapDict(dict):  # type: ignore[type-arg]
+    def __iter__(self) -> Iterator[object]:
+        Trap.calls["dict.__iter__"] += 1
+        return super().__iter__()
+
+    def items(self) -> object:  # type: ignore[override]
+        Trap.calls["dict.items"] += 1
+        return super().items()
+
+    def values(self) -> object:  # type: ignore[override]
+        Trap.calls["dict.values"] += 1
+        return super().values()
+
+    def __repr__(self) -> str:
+        Trap.calls["dict.__repr__"] += 1
+        return "TrapDict()"
+
+
+class TrapHandler(logging.Handler):
+    @property
+    def host(self) -> str:
+        Trap.calls["host"] += 1
+        return "h"
+
+
+def test_watching_and_describing_run_no_user_code(handler, app_logger) -> None:
+    Trap.calls.clear()
+    handler.TRAPS = TrapDict({key: Trap() for key in range(600)})
+    handler.ITEMS.append(Trap())
+    probe = GlobalsProbe([MODULE], deep=True)
+    details = []
+    for invocation in range(1, 21):
+
+        def handle(key: int = 1000 + invocation) -> None:
+            handler.CLIENT = Trap()  # a new client per call: rebound every time
+            handler.TRAPS[key] = [Trap()]
+            handler.ITEMS[0] = Trap()
+            handler.NESTED = {"a": [Trap()], "b": (Trap(), "x")}
+
+        details += [res.detail for res in invoke(probe, handle, invocation)]
+    details += [res.detail for res in invoke(probe, lambda: app_logger.addHandler(TrapHandler()))]
+    here = f"<{HERE}.Trap object>"
+    assert f"{MODULE}.CLIENT rebound: None -> {here}" in details
+    assert f"{MODULE}.CLIENT rebound: {here} -> {here}" in details
+    # cut to 60 characters: "{'a': [<tests.test_globals_probe.Trap object>], 'b': (..."
+    assert cut(f"{{'a': [{here}], 'b': ({here}, 'x')}}") in [
+        detail.partition("NESTED added: ")[2] for detail in details
+    ]
+    assert f"{MODULE}.ITEMS contents changed: 1 items" in details
+    assert "TrapHandler added to logger 'sh_test.app'" in details
+    # The first rebinding away from None is the one `==` the cheap path makes; from then on
+    # the handler's globals are compared by identity.
+    assert Trap.calls == {"__eq__": 1}
+
+
+def test_a_fingerprint_samples_1024_items_and_a_snapshot_16_containers() -> None:
+    import collections as c
+
+    from safehandler.probes.globals import _handler_state as state
+
+    large: list[object] = [
+        dict.fromkeys(range(10_000)),
+        list(range(10_000)),
+        c.deque(range(10_000)),
+        set(range(10_000)),
+    ]
+    assert [len(state.sample(obj)) for obj in large] == [1024, 1000, 1024, 1024]
+    assert len(state.sample({1: 2, 3: 4})) == 4  # a small dict: its keys and values
+    containers = tuple(list(range(5_000)) for _ in range(20))
+    prints = state.fingerprints(containers)
+    assert sum(printed is not None for printed in prints) == state.BUDGET // state.SAMPLE == 16
+    assert prints[16:] == (None,) * 4  # past the budget: watched by their size only
+
+
+def test_a_soak_of_a_10000_key_global_reads_a_bounded_sample(monkeypatch) -> None:
+    from safehandler.probes.globals import _handler_state as state
+    from safehandler.testing import soak
+
+    read: list[int] = []
+    real_sample = state.sample
+
+    def counted(obj: object) -> list[object]:
+        items = real_sample(obj)
+        read.append(len(items))
+        return items
+
+    monkeypatch.setattr(state, "sample", counted)
+    module = types.ModuleType("sh_globals_large")
+    module.__file__ = "/var/task/sh_globals_large.py"
+    module.STATE = {f"key{i}": [i, [i]] for i in range(10_000)}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sh_globals_large", module)
+    exec("def handler(event, context):\n    return len(STATE)\n", vars(module))
+    report = soak(module.handler, invocations=60)
+    assert report.findings == []
+    assert len(read) >= 60  # deep mode: a fingerprint per invocation
+    assert max(read) == 1024  # the 10,000 keys are never all read

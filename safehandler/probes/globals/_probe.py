@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Collection, Hashable, Iterable
-from types import ModuleType
+from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._records import HANDLER_STATE_NOUNS, NO_CHANGE, Delta, Resource
@@ -84,6 +84,7 @@ class GlobalsProbe(Probe):
         self._signals = _signals.catchable_signals()
         self._handler_modules: dict[str, ModuleType] = {}
         self._handler_dicts: tuple[dict[str, Any], ...] = ()
+        self._by_identity = False  # see _handler_values_unchanged
         self._containers: tuple[Any, ...] = ()
         self._stdlib = _stdlib.StdlibWatch(None if stdlib == "all" else frozenset(stdlib))
         self._log_sources: tuple[Any, ...] = ()
@@ -139,8 +140,17 @@ class GlobalsProbe(Probe):
 
     def _handler_unchanged(self, last: Snapshot) -> bool:
         return tuple(map(len, self._containers)) == last.lens and (
-            not self.deep or tuple(map(_handler_state.fingerprint, self._containers)) == last.prints
+            not self.deep or _handler_state.fingerprints(self._containers) == last.prints
         )
+
+    def _handler_values_unchanged(self, values: list[Any], last: Snapshot) -> bool:
+        """The handler's globals are the objects they were. ``==`` on the two lists is C's
+        identity test for as long as nothing was rebound (it calls nothing for an identical
+        pair); once a global was rebound to or from an object whose comparison could run user
+        code or walk a container, the lists are compared by identity from then on."""
+        if self._by_identity:
+            return identical(values, last.values)
+        return bool(values == last.values)
 
     def snapshot(self) -> Snapshot:
         self._taken += 1
@@ -151,7 +161,7 @@ class GlobalsProbe(Probe):
                 # to an equal one (an equal int, an empty list for an empty list) passes too,
                 # and is seen with the next change, which compares identities (_refresh).
                 if (
-                    _rotation.referents(*self._handler_dicts) == last.values
+                    self._handler_values_unchanged(_rotation.referents(*self._handler_dicts), last)
                     and self._handler_unchanged(last)
                     and self._rotation.unchanged(last.slices)
                 ):
@@ -258,6 +268,8 @@ class GlobalsProbe(Probe):
         referents = _rotation.referents
         modules = part(last and last.modules, referents(sys.modules), self._read_modules)
         values = referents(*self._handler_dicts)
+        if last is not None and not self._by_identity:
+            self._by_identity = not _plain_rebindings(values, last.values)
         if last is not None and identical(values, last.values) and self._handler_unchanged(last):
             handler, lens, prints = last.handler, last.lens, last.prints
         else:
@@ -321,3 +333,24 @@ class GlobalsProbe(Probe):
     def _read_logging(self) -> _logging.LoggingData:
         data, self._log_sources = _logging.read_logging()
         return data
+
+
+# Types whose == with anything is the interpreter's own and bounded: a scalar, a string, a
+# function, a module, a plain class. (A container's == walks it; a user class's runs its code.)
+_PLAIN = frozenset(
+    {
+        int, float, complex, str, bytes, bool, type(None), type, ModuleType, FunctionType,
+        BuiltinFunctionType, MethodType,
+    }
+)  # fmt: skip
+
+
+def _plain_rebindings(values: list[Any], was: list[Any]) -> bool:
+    """Whether every global rebound between the two reads went from and to a plain value."""
+    if len(values) != len(was):  # a name added or deleted: == stops at the lengths
+        return True
+    return all(
+        type(new) in _PLAIN and type(old) in _PLAIN
+        for new, old in zip(values, was)  # noqa: B905 - equal lengths
+        if new is not old
+    )
