@@ -286,3 +286,35 @@ def test_the_runtimes_own_trace_id_is_not_the_handlers_doing(guarded, app, monke
     assert guard.findings == []
     probe = guard.engine.probes["globals"]
     assert probe.snapshot() is probe.snapshot()  # the cheap path: nothing moved
+
+
+# -- only changes made during an invocation count ----------------------------------------------
+
+
+def test_a_global_the_caller_changes_between_invocations_is_not_the_handlers(guarded, app) -> None:
+    handler = define(
+        app, "ROUND = 0\nSEEN = []\ndef handler(event, context):\n    return ROUND, len(SEEN)\n"
+    )
+    guard = guarded(handler, mode="strict")
+    for round_number in range(1, 6):  # a script's loop variable, in the handler's module
+        app.ROUND = round_number
+        app.SEEN.append(round_number)
+        assert guard(1) == [(round_number, round_number)]
+    assert guard.findings == []
+
+
+def test_the_same_change_made_during_the_invocation_is_reported(guarded, app) -> None:
+    handler = define(
+        app,
+        "ROUND = 0\n"
+        "def handler(event, context):\n"
+        "    global ROUND\n"
+        "    ROUND = event['round']\n"
+        "    return ROUND\n",
+    )
+    guard = guarded(handler)
+    for round_number in range(1, 4):
+        guard(1, event={"round": round_number})
+    [finding] = guard.findings  # the first rebinding is a lazy initialisation's shape
+    assert (finding.noun, finding.invocation) == ("module global", 2)
+    assert (finding.detail, finding.count) == (f"{MODULE}.ROUND rebound: 1 -> 2", 2)

@@ -171,6 +171,21 @@ class GlobalsProbe(Probe):
         self._last = self._refresh(last)
         return self._last
 
+    def catch_up(self, last: Snapshot) -> Snapshot:
+        """Before an invocation: take in what the handler's globals became since the last one
+        (a loop variable of the script that calls the handler), so that only changes made
+        during an invocation count. The shared state is not looked at here: a change the
+        rotation has yet to see stays the invocation's that made it."""
+        try:
+            values = _rotation.referents(*self._handler_dicts)
+            if self._handler_values_unchanged(values, last) and self._handler_unchanged(last):
+                return last
+            token = self._refresh_handler(last, values)
+        except Exception:  # noqa: BLE001 - fail open: the last state, as before
+            return last
+        self._last = token
+        return token
+
     def diff(
         self,
         before: Snapshot | None,
@@ -325,6 +340,20 @@ class GlobalsProbe(Probe):
         if last is not None and not dealt and shared_state_unmoved(last, token):
             return token._replace(slices=last.slices)
         return token._replace(slices=self._rotation.read_all())
+
+    def _refresh_handler(self, last: Snapshot, values: list[Any]) -> Snapshot:
+        """``last`` with the handler's part read anew (the shared parts are its own)."""
+        if not self._by_identity:
+            self._by_identity = not _plain_rebindings(values, last.values)
+        handler, self._containers = _handler_state.read_handler(
+            self._handler_modules, deep=self.deep
+        )
+        return last._replace(
+            values=values,
+            lens=tuple(handler.lens.values()),
+            prints=tuple(handler.prints.values()),
+            handler=handler,
+        )
 
     def _read_modules(self) -> dict[str, Any]:
         self._resolve()  # imports: the handler's modules, new stdlib modules
