@@ -550,6 +550,7 @@ def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
     handler.HUGE = list(range(10_001))  # sampled, and too large to be copied for restore()
     probe = GlobalsProbe([MODULE], deep=True)
     before = probe.snapshot()
+    before_odd = handler.ODD[0]
 
     handler.TAGS.symmetric_difference_update({"a", "b"})
     handler.BUFFER[0] = ord("z")
@@ -565,14 +566,12 @@ def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
         f"{MODULE}.RECENT contents changed: 2 items",
         f"{MODULE}.TAGS contents changed: 1 items",
     ]
-    assert sorted(probe.restore(before)) == [
-        f"{MODULE}.BUFFER (contents)",
-        f"{MODULE}.ODD (contents)",
-        f"{MODULE}.RECENT (contents)",
-        f"{MODULE}.TAGS (contents)",
-    ]
-    assert (handler.TAGS, handler.BUFFER, list(handler.RECENT)) == ({"a"}, bytearray(b"ab"), [1, 2])
+    # restore() takes out what was added ("b"), and leaves what was changed or removed
+    assert probe.restore(before) == [f"{MODULE}.TAGS (1 added item removed)"]
+    assert (handler.TAGS, handler.BUFFER, list(handler.RECENT)) == (set(), b"zb", [9, 2])
     handler.HUGE[0] = 0
+    handler.TAGS.add("a")
+    handler.BUFFER[0], handler.RECENT[0], handler.ODD[0] = ord("a"), 1, before_odd
     assert probe.diff(before, probe.snapshot(), [], 2).added == []  # HUGE[1] is outside it
 
 
@@ -839,45 +838,67 @@ def test_restore_puts_everything_back(
     assert os.environ["SH_TEST_KEPT"] == "old"
     assert sys.path == path_before
     assert os.getcwd() == cwd_before
-    assert handler.CLIENT is None
+    assert isinstance(handler.CLIENT, Client)  # rebound: the handler's choice, kept
     assert not hasattr(handler, "EXTRA")
     assert handler.ITEMS == [1]
     assert file_handler not in app_logger.handlers
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
     assert sorted(restored) == sorted(
         [
-            f"{MODULE}.CLIENT",
             f"{MODULE}.EXTRA (deleted)",
             "builtins.print",
             "json.dumps",
             "os.environ['SH_TEST_KEPT']",
             "os.environ['SH_TEST_LEAK']",
-            "sys.path",
+            "sys.path entry '/opt/sh-test'",
             f"logging handler FileHandler to {cut_path(str(tmp_path / 'app.log'))} "
             "removed from logger 'sh_test.app'",
             "working directory",
             "signal handler SIGUSR1",
         ]
     )
-    # Only the list's growth is left: nothing else differs from before.
+    # Only the list's growth (no copy outside deep mode) and the new client are left.
     after = probe.snapshot()
-    assert [res.key for res in probe.diff(before, after, [], 1).added] == [(MODULE, "ITEMS")]
-
-
-def test_restore_in_deep_mode_puts_contents_back(handler) -> None:
-    handler.ITEMS.extend(["a", "b"])
-    items = handler.ITEMS
-    probe = GlobalsProbe([MODULE], deep=True)
-    before = probe.snapshot()
-    handler.ITEMS[0] = "z"
-    handler.LIMITS["timeout"] = 30
-    assert sorted(probe.restore(before)) == [
-        f"{MODULE}.ITEMS (contents)",
-        f"{MODULE}.LIMITS (contents)",
+    assert [res.key for res in probe.diff(before, after, [], 1).added] == [
+        (MODULE, "CLIENT"),
+        (MODULE, "ITEMS"),
     ]
-    assert handler.ITEMS is items
-    assert handler.ITEMS == ["a", "b"]
-    assert handler.LIMITS == {"timeout": 3}
+
+
+def test_restore_removes_only_what_the_invocation_added(handler) -> None:
+    import collections as c
+
+    handler.ITEMS.extend(["a", "b"])
+    handler.RECENT = c.deque([1])
+    handler.TAGS = {"t"}
+    items, limits = handler.ITEMS, handler.LIMITS
+    probe = GlobalsProbe([MODULE], keep_contents=True)
+    before = probe.snapshot()
+    handler.ITEMS.append("c")  # appended: removed
+    handler.LIMITS["timeout"] = 30  # changed: the handler's update, kept
+    handler.LIMITS["retries"] = 2  # added: removed
+    handler.RECENT.extend([2, 3])
+    handler.TAGS.add("u")
+    handler.CACHE = {"replaced": True}  # rebound: kept, the old one is not reinstated
+    assert sorted(probe.restore(before)) == [
+        f"{MODULE}.ITEMS (1 added item removed)",
+        f"{MODULE}.LIMITS (1 added item removed)",
+        f"{MODULE}.RECENT (2 added items removed)",
+        f"{MODULE}.TAGS (1 added item removed)",
+    ]
+    assert (handler.ITEMS, handler.LIMITS) == (["a", "b"], {"timeout": 30})
+    assert (handler.ITEMS is items, handler.LIMITS is limits) == (True, True)
+    assert (list(handler.RECENT), handler.TAGS) == ([1], {"t"})
+    assert handler.CACHE == {"replaced": True}
+
+
+def test_restore_leaves_a_list_whose_old_items_moved(handler) -> None:
+    handler.ITEMS.extend(["a", "b"])
+    probe = GlobalsProbe([MODULE], keep_contents=True)
+    before = probe.snapshot()
+    handler.ITEMS.insert(0, "new")  # not an append: which item is new is not certain
+    assert probe.restore(before) == []
+    assert handler.ITEMS == ["new", "a", "b"]
 
 
 def test_restore_leaves_allowed_state_and_can_be_limited(handler, monkeypatch) -> None:

@@ -15,11 +15,11 @@ from itertools import islice
 from types import ModuleType
 from typing import Any
 
-from ..._records import ALLOWED_CACHE, MODULE_GLOBAL, Resource, global_change
+from ..._records import ALLOWED_CACHE, MODULE_GLOBAL, Resource, global_change, plural
 from .._describe import MISSING, rebound
 from ._allow import is_allowed
 from ._stdlib import put_attr
-from ._token import Handler
+from ._token import Handler, identical, new_name_change
 
 __all__ = [
     "BUDGET",
@@ -114,20 +114,13 @@ def _contents(obj: Any) -> Any:
     return list(set.__iter__(obj))
 
 
-def _put_back(obj: Any, contents: Any) -> None:
-    if isinstance(obj, (list, bytearray)):
-        obj[:] = contents
-    elif isinstance(obj, collections.deque):
-        obj.clear()
-        obj.extend(contents)
-    else:  # dict, set
-        obj.clear()
-        obj.update(contents)
-
-
-def read_handler(modules: dict[str, ModuleType], *, deep: bool) -> tuple[Handler, tuple[Any, ...]]:
-    """Copies of the namespaces, the sizes (and in deep mode the contents) of the containers
-    in them; and the containers, in the order of the sizes."""
+def read_handler(
+    modules: dict[str, ModuleType], *, deep: bool, keep_contents: bool = False
+) -> tuple[Handler, tuple[Any, ...]]:
+    """Copies of the namespaces, the sizes (and in deep mode the fingerprints) of the
+    containers in them, copies of their contents for restore() (deep mode or
+    ``keep_contents``, up to 10,000 items each); and the containers, in the order of the
+    sizes."""
     namespaces = {name: dict(vars(module)) for name, module in modules.items()}
     containers = []
     lens: dict[tuple[str, str], int] = {}
@@ -141,8 +134,9 @@ def read_handler(modules: dict[str, ModuleType], *, deep: bool) -> tuple[Handler
             lens[module_name, name] = len(value)
     if deep:
         prints.update(zip(lens, fingerprints(tuple(containers)), strict=True))
+    if deep or keep_contents:
         for key, value in zip(lens, containers, strict=True):
-            if prints[key] is not None and lens[key] <= _COPY_LIMIT:
+            if lens[key] <= _COPY_LIMIT:
                 contents[key] = _contents(value)
     return Handler(dict(modules), namespaces, lens, prints, contents), tuple(containers)
 
@@ -155,9 +149,7 @@ def diff_handler(
         was = before.namespaces.get(module_name)
         if was is None or before.modules.get(module_name) is not after.modules[module_name]:
             continue  # imported (or re-imported) during the invocation: baseline
-        for name in sorted(was.keys() | now.keys(), key=str):
-            if is_dunder(name):
-                continue
+        for name in _moved(module_name, was, now, before, after, deep=deep):
             old, new = was.get(name, MISSING), now.get(name, MISSING)
             key = (module_name, name)
             dotted = f"{module_name}.{name}"
@@ -167,6 +159,11 @@ def diff_handler(
                 if old_size is not None and new_size is not None and new_size > old_size:
                     detail = f"{dotted} grew: {old_size} -> {new_size} items"
                     out.append(global_change(ALLOWED_CACHE, key, detail, invocation))
+                continue
+            if old is MISSING:
+                # a new name per invocation is one growing group, not a group per name
+                detail = rebound(dotted, name, old, new)
+                out.append(new_name_change(MODULE_GLOBAL, key, detail, invocation))
                 continue
             if old is not new:
                 detail = rebound(dotted, name, old, new)
@@ -181,7 +178,35 @@ def diff_handler(
     return out
 
 
+def _moved(
+    module_name: str,
+    was: dict[str, Any],
+    now: dict[str, Any],
+    before: Handler,
+    after: Handler,
+    *,
+    deep: bool,
+) -> list[str]:
+    """The names whose value, size or (deep) contents moved, in order: only those are looked
+    at, not every name of the namespace."""
+    names = {name for name, value in now.items() if was.get(name, MISSING) is not value}
+    names.update(name for name in was if name not in now)
+    sized = [(before.lens, after.lens)] + ([(before.prints, after.prints)] if deep else [])
+    for old_sizes, new_sizes in sized:
+        names.update(
+            name
+            for (module, name), size in new_sizes.items()
+            if module == module_name and old_sizes.get((module, name), size) != size
+        )
+    return sorted((name for name in names if not is_dunder(name)), key=str)
+
+
 def restore_handler(before: Handler, wanted: Wanted, allowed_name: AllowedName) -> list[str]:
+    """Put back what the invocation added, and only that: a new name is deleted, a
+    container's added items removed (its keys, its appended tail, its new members). A global
+    the invocation rebound keeps its new value (a lazy initialisation, a reconnect, a store
+    replaced as ``SESSIONS = {**SESSIONS, sid: u}``: the old value may be closed or stale),
+    and an item whose value changed keeps it."""
     done: list[str] = []
     for module_name, module in before.modules.items():
         was = before.namespaces[module_name]
@@ -193,23 +218,62 @@ def restore_handler(before: Handler, wanted: Wanted, allowed_name: AllowedName) 
             if not is_allowed(live.get(name)) and wanted(key):
                 put_attr(module, name, MISSING)
                 done.append(f"{module_name}.{name} (deleted)")
-        for name, value in was.items():
-            key = (module_name, name)
-            current = live.get(name, MISSING)
-            if (
-                is_dunder(name)
-                or allowed_name(f"{module_name}.{name}")
-                or is_allowed(current if current is not MISSING else value)
-                or not wanted(key)
-            ):
-                continue
-            if current is not value:
-                put_attr(module, name, value)
-                done.append(f"{module_name}.{name}")
-            copied = before.contents.get(key)
-            if copied is not None and (
-                len(value) != before.lens[key] or fingerprint(value) != before.prints[key]
-            ):
-                _put_back(value, copied)
-                done.append(f"{module_name}.{name} (contents)")
+    for key, copied in before.contents.items():
+        module_name, name = key
+        value = before.namespaces[module_name].get(name, MISSING)
+        current = vars(before.modules[module_name]).get(name, MISSING)
+        if (
+            current is not value  # rebound: the new value is the handler's choice
+            or allowed_name(f"{module_name}.{name}")
+            or is_allowed(value)
+            or not wanted(key)
+        ):
+            continue
+        removed = _remove_added(value, copied)
+        if removed:
+            done.append(f"{module_name}.{name} ({removed} {plural('added item', removed)} removed)")
     return done
+
+
+def _remove_added(obj: Any, copied: Any) -> int:
+    """Remove from ``obj`` what it gained since ``copied`` was taken; how many items."""
+    kind = type(obj)
+    if issubclass(kind, dict):
+        kept = {id(key) for key, _ in copied}
+        added = [key for key in dict.keys(obj) if id(key) not in kept]
+        for key in added:
+            dict.__delitem__(obj, key)
+        return len(added)
+    if issubclass(kind, set):
+        kept = set(map(id, copied))
+        members = [member for member in set.__iter__(obj) if id(member) not in kept]
+        for member in members:
+            set.discard(obj, member)
+        return len(members)
+    return _remove_tail(obj, copied)
+
+
+def _remove_tail(obj: Any, copied: Any) -> int:
+    """A sequence: only a tail appended after the items it had, still in place, is removed."""
+    kind = type(obj)
+    old = len(copied)
+    extra = len(obj) - old
+    if extra <= 0:
+        return 0
+    if issubclass(kind, bytearray):
+        if bytes(bytearray.__getitem__(obj, slice(0, old))) != copied:
+            return 0
+        bytearray.__delitem__(obj, slice(old, None))
+        return extra
+    is_deque = issubclass(kind, collections.deque)
+    if is_deque:
+        head = list(islice(collections.deque.__iter__(obj), old))
+    else:
+        head = list.__getitem__(obj, slice(0, old))
+    if not identical(head, copied):
+        return 0
+    for _ in range(extra if is_deque else 0):
+        collections.deque.pop(obj)
+    if not is_deque:
+        list.__delitem__(obj, slice(old, None))
+    return extra

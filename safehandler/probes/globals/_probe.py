@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..._records import HANDLER_STATE_NOUNS, NO_CHANGE, Delta, Resource
+from ..._records import HANDLER_STATE_NOUNS, NO_CHANGE, WORKING_DIRECTORY, Delta, Resource
 from ..._scope import Scope
 from .. import _rotation
 from .._protocol import Probe
@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from ...verdicts import Verdict
 
 __all__ = ["GlobalsProbe"]
+
+# Shared state a handler may set once on purpose (a chdir into its data): restored only when
+# the change repeats in another invocation.
+_ONCE_IS_DELIBERATE = frozenset({WORKING_DIRECTORY})
 
 
 class GlobalsProbe(Probe):
@@ -60,6 +64,7 @@ class GlobalsProbe(Probe):
         deep: bool = False,
         stdlib: Iterable[str] | Literal["all"] | None = None,
         every: int = 1,
+        keep_contents: bool = False,
     ) -> None:
         """``stdlib``: the stdlib module names whose public callables and classes are watched
         (once loaded), or ``"all"``: every loaded public stdlib module and submodule. The
@@ -69,6 +74,9 @@ class GlobalsProbe(Probe):
         many slices of about equal cost, and each snapshot checks one of them, in turn: a
         change there is seen within ``every`` snapshots instead of at once, for a fraction of
         the cost. The handler's own globals are checked by every snapshot.
+
+        ``keep_contents``: copy the handler's containers' contents (as deep mode does) so that
+        ``restore()`` can remove what an invocation added (isolation="restore").
         """
         self.module_names = tuple(dict.fromkeys(modules))
         if stdlib is None:
@@ -76,6 +84,7 @@ class GlobalsProbe(Probe):
         patterns = [fnmatch.translate(pattern) for pattern in allow]
         self._allow = re.compile("|".join(patterns)).match if patterns else None
         self.deep = deep
+        self._keep_contents = keep_contents
         self._last: Snapshot | None = None
         self._taken = 0  # snapshots taken
         self._rotation = Rotation(every)  # the shared state, a slice per snapshot
@@ -231,7 +240,12 @@ class GlobalsProbe(Probe):
         if acted_on is None:
             return []
         before, added = acted_on
-        wanted = {res.key for res in added if verdict.restores(res)}
+        wanted = {
+            res.key
+            for res in added
+            if verdict.restores(res)
+            and (res.noun not in _ONCE_IS_DELIBERATE or verdict.repeated(res))
+        }
         if wanted and self.restore(before, wanted):
             self._last = self._refresh(self._last)
         return []
@@ -290,7 +304,7 @@ class GlobalsProbe(Probe):
         else:
             # read once: a content fingerprint of a large container is dear (deep mode)
             handler, self._containers = _handler_state.read_handler(
-                self._handler_modules, deep=self.deep
+                self._handler_modules, deep=self.deep, keep_contents=self._keep_contents
             )
             lens = tuple(handler.lens.values())  # in the order of self._containers
             prints = tuple(handler.prints.values())
@@ -346,7 +360,7 @@ class GlobalsProbe(Probe):
         if not self._by_identity:
             self._by_identity = not _plain_rebindings(values, last.values)
         handler, self._containers = _handler_state.read_handler(
-            self._handler_modules, deep=self.deep
+            self._handler_modules, deep=self.deep, keep_contents=self._keep_contents
         )
         return last._replace(
             values=values,
