@@ -93,7 +93,7 @@ class GlobalsProbe(Probe):
         self._signals = _signals.catchable_signals()
         self._handler_modules: dict[str, ModuleType] = {}
         self._handler_dicts: tuple[dict[str, Any], ...] = ()
-        self._by_identity = False  # see _handler_values_unchanged
+        self._by_identity = False  # see snapshot()
         self._containers: tuple[Any, ...] = ()
         self._stdlib = _stdlib.StdlibWatch(None if stdlib == "all" else frozenset(stdlib))
         self._log_sources: tuple[Any, ...] = ()
@@ -152,26 +152,25 @@ class GlobalsProbe(Probe):
             not self.deep or _handler_state.fingerprints(self._containers) == last.prints
         )
 
-    def _handler_values_unchanged(self, values: list[Any], last: Snapshot) -> bool:
-        """The handler's globals are the objects they were. ``==`` on the two lists is C's
-        identity test for as long as nothing was rebound (it calls nothing for an identical
-        pair); once a global was rebound to or from an object whose comparison could run user
-        code or walk a container, the lists are compared by identity from then on."""
-        if self._by_identity:
-            return identical(values, last.values)
-        return bool(values == last.values)
+    # The handler's globals are compared with the last token's in one expression, inlined in
+    # snapshot() and catch_up() (they run on every invocation): ``==`` on the two lists is
+    # C's identity test for as long as nothing was rebound (it calls nothing for an identical
+    # pair); once a global was rebound to or from an object whose comparison could run user
+    # code or walk a container (_plain_rebindings), by identity only from then on.
 
     def snapshot(self) -> Snapshot:
         self._taken += 1
         last = self._last
         if last is not None:
             try:
-                # `==` passes identical values without calling their __eq__; a value rebound
-                # to an equal one (an equal int, an empty list for an empty list) passes too,
-                # and is seen with the next change, which compares identities (_refresh).
+                values = _rotation.referents(*self._handler_dicts)
                 if (
-                    self._handler_values_unchanged(_rotation.referents(*self._handler_dicts), last)
-                    and self._handler_unchanged(last)
+                    (identical(values, last.values) if self._by_identity else values == last.values)
+                    and tuple(map(len, self._containers)) == last.lens
+                    and (
+                        not self.deep
+                        or _handler_state.fingerprints(self._containers) == last.prints
+                    )
                     and self._rotation.unchanged(last.slices)
                 ):
                     return last
@@ -187,7 +186,11 @@ class GlobalsProbe(Probe):
         rotation has yet to see stays the invocation's that made it."""
         try:
             values = _rotation.referents(*self._handler_dicts)
-            if self._handler_values_unchanged(values, last) and self._handler_unchanged(last):
+            if (
+                (identical(values, last.values) if self._by_identity else values == last.values)
+                and tuple(map(len, self._containers)) == last.lens
+                and (not self.deep or _handler_state.fingerprints(self._containers) == last.prints)
+            ):
                 return last
             token = self._refresh_handler(last, values)
         except Exception:  # noqa: BLE001 - fail open: the last state, as before
