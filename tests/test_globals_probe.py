@@ -1188,3 +1188,18 @@ def test_a_soak_of_a_10000_key_global_reads_a_bounded_sample(monkeypatch) -> Non
     assert report.findings == []
     assert len(read) >= 60  # deep mode: a fingerprint per invocation
     assert max(read) == 1024  # the 10,000 keys are never all read
+
+
+def test_describing_stops_after_256_values_per_invocation(handler) -> None:
+    from safehandler.probes.globals._handler_state import DESCRIBED
+
+    probe = GlobalsProbe([MODULE])
+
+    def handle() -> None:
+        for n in range(DESCRIBED + 10):
+            setattr(handler, f"NEW_{n:04d}", n)
+
+    details = [res.detail for res in invoke(probe, handle)]
+    assert len(details) == DESCRIBED + 10
+    assert details[0] == f"{MODULE}.NEW_0000 added: 0"
+    assert details[DESCRIBED] == f"{MODULE}.NEW_{DESCRIBED:04d} added"  # no value past it

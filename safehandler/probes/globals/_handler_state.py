@@ -162,11 +162,11 @@ def diff_handler(
                 continue
             if old is MISSING:
                 # a new name per invocation is one growing group, not a group per name
-                detail = rebound(dotted, name, old, new)
+                detail = _described(dotted, name, old, new, len(out))
                 out.append(new_name_change(MODULE_GLOBAL, key, detail, invocation))
                 continue
             if old is not new:
-                detail = rebound(dotted, name, old, new)
+                detail = _described(dotted, name, old, new, len(out))
             elif size[0] is not None and size[1] is not None and size[0] != size[1]:
                 verb = "grew" if size[1] > size[0] else "shrank"
                 detail = f"{dotted} {verb}: {size[0]} -> {size[1]} items"
@@ -176,6 +176,18 @@ def diff_handler(
                 continue
             out.append(global_change(MODULE_GLOBAL, key, detail, invocation))
     return out
+
+
+# Describing a value is bounded (reprlib's limits, no user code), and so is the number of
+# values described per invocation: past it, a change is named without its values.
+DESCRIBED = 256
+
+
+def _described(dotted: str, name: str, old: Any, new: Any, done: int) -> str:
+    if done < DESCRIBED:
+        return rebound(dotted, name, old, new)
+    verb = "added" if old is MISSING else "deleted" if new is MISSING else "rebound"
+    return f"{dotted} {verb}"
 
 
 def _moved(
