@@ -198,7 +198,7 @@ class Engine:
                 if delta is not None:
                     gone += delta.removed
         for probe in self._carried:
-            counts[probe.name] = last[probe.name]
+            counts[probe.name] = probe.catch_up(last[probe.name])
         if gone:
             self.judge.tracker.observe(invocation, (), gone)
         return counts

@@ -374,6 +374,11 @@ class Verdict:
             return False
         return is_immediate(res) or self._tracker.leaking(res)
 
+    def repeated(self, res: Resource) -> bool:
+        """Whether ``res``'s group changed in more than one invocation: a one-time change (a
+        working directory set once) is deliberate, not a leak to undo."""
+        return self._tracker.grew_in(res) > 1
+
 
 class Judge:
     """The judgement over a guarded handler's life: the leak tracker and the memory trend."""

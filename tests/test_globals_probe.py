@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import collections
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import types
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import pytest
 from hypothesis import given, settings
@@ -239,7 +241,7 @@ def test_a_replacement_whose_eq_raises_is_still_seen(handler, monkeypatch) -> No
     probe = GlobalsProbe([MODULE])
     added = invoke(probe, lambda: monkeypatch.setattr(json, "dumps", Unequal()))
     assert described(added) == [
-        ("global", "stdlib attribute", "json.dumps rebound: json.dumps -> Unequal()")
+        ("global", "stdlib attribute", f"json.dumps rebound: json.dumps -> <{HERE}.Unequal object>")
     ]
     added = invoke(probe, lambda: setattr(handler, "CLIENT", Unequal()), 2)
     assert [res.key for res in added] == [(MODULE, "CLIENT")]
@@ -459,7 +461,7 @@ def test_lazy_initialisation_is_tolerated_a_later_rebinding_is_not(handler) -> N
         per_invocation.append(described(added))
         findings += tracker.observe(invocation, added, [])
     assert per_invocation[0] == [
-        ("global", "module global", f"{MODULE}.CLIENT rebound: None -> Client()"),
+        ("global", "module global", f"{MODULE}.CLIENT rebound: None -> <{HERE}.Client object>"),
         ("global", "module global", f"{MODULE}.REGION added: 'eu-west-1'"),
     ]
     assert per_invocation[1:] == [[], [], [], []]
@@ -468,7 +470,10 @@ def test_lazy_initialisation_is_tolerated_a_later_rebinding_is_not(handler) -> N
     added = invoke(probe, lambda: setattr(handler, "CLIENT", Client()), 6)
     [finding] = tracker.observe(6, added, [])
     assert (finding.noun, finding.count, finding.invocation) == ("module global", 2, 6)
-    assert finding.detail == f"{MODULE}.CLIENT rebound: Client() -> Client()"
+    assert (
+        finding.detail
+        == f"{MODULE}.CLIENT rebound: <{HERE}.Client object> -> <{HERE}.Client object>"
+    )
 
 
 def test_reading_module_constants_is_clean(handler) -> None:
@@ -541,28 +546,33 @@ def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
     handler.TAGS = {"a"}
     handler.BUFFER = bytearray(b"ab")
     handler.RECENT = collections.deque([1, 2])
-    handler.ODD = [BadRepr()]  # no fingerprint: size only
-    handler.HUGE = list(range(10_001))  # too large for a fingerprint: size only
+    handler.ODD = [BadRepr()]  # no repr is asked: the item's identity is the fingerprint
+    handler.HUGE = list(range(10_001))  # sampled, and too large to be copied for restore()
     probe = GlobalsProbe([MODULE], deep=True)
     before = probe.snapshot()
+    before_odd = handler.ODD[0]
 
     handler.TAGS.symmetric_difference_update({"a", "b"})
     handler.BUFFER[0] = ord("z")
     handler.RECENT[0] = 9
     handler.ODD[0] = BadRepr()
-    handler.HUGE[0] = -1
+    handler.HUGE[0] = -1  # in the sample (every 10th item)
+    handler.HUGE[1] = -1  # not in it: a same-size change there is not seen
     added = probe.diff(before, probe.snapshot(), [], 1).added
     assert [res.detail for res in added] == [
         f"{MODULE}.BUFFER contents changed: 2 items",
+        f"{MODULE}.HUGE contents changed: 10001 items",
+        f"{MODULE}.ODD contents changed: 1 items",
         f"{MODULE}.RECENT contents changed: 2 items",
         f"{MODULE}.TAGS contents changed: 1 items",
     ]
-    assert sorted(probe.restore(before)) == [
-        f"{MODULE}.BUFFER (contents)",
-        f"{MODULE}.RECENT (contents)",
-        f"{MODULE}.TAGS (contents)",
-    ]
-    assert (handler.TAGS, handler.BUFFER, list(handler.RECENT)) == ({"a"}, bytearray(b"ab"), [1, 2])
+    # restore() takes out what was added ("b"), and leaves what was changed or removed
+    assert probe.restore(before) == [f"{MODULE}.TAGS (1 added item removed)"]
+    assert (handler.TAGS, handler.BUFFER, list(handler.RECENT)) == (set(), b"zb", [9, 2])
+    handler.HUGE[0] = 0
+    handler.TAGS.add("a")
+    handler.BUFFER[0], handler.RECENT[0], handler.ODD[0] = ord("a"), 1, before_odd
+    assert probe.diff(before, probe.snapshot(), [], 2).added == []  # HUGE[1] is outside it
 
 
 # -- allowed caches ----------------------------------------------------------------------------
@@ -828,45 +838,67 @@ def test_restore_puts_everything_back(
     assert os.environ["SH_TEST_KEPT"] == "old"
     assert sys.path == path_before
     assert os.getcwd() == cwd_before
-    assert handler.CLIENT is None
+    assert isinstance(handler.CLIENT, Client)  # rebound: the handler's choice, kept
     assert not hasattr(handler, "EXTRA")
     assert handler.ITEMS == [1]
     assert file_handler not in app_logger.handlers
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
     assert sorted(restored) == sorted(
         [
-            f"{MODULE}.CLIENT",
             f"{MODULE}.EXTRA (deleted)",
             "builtins.print",
             "json.dumps",
             "os.environ['SH_TEST_KEPT']",
             "os.environ['SH_TEST_LEAK']",
-            "sys.path",
+            "sys.path entry '/opt/sh-test'",
             f"logging handler FileHandler to {cut_path(str(tmp_path / 'app.log'))} "
             "removed from logger 'sh_test.app'",
             "working directory",
             "signal handler SIGUSR1",
         ]
     )
-    # Only the list's growth is left: nothing else differs from before.
+    # Only the list's growth (no copy outside deep mode) and the new client are left.
     after = probe.snapshot()
-    assert [res.key for res in probe.diff(before, after, [], 1).added] == [(MODULE, "ITEMS")]
-
-
-def test_restore_in_deep_mode_puts_contents_back(handler) -> None:
-    handler.ITEMS.extend(["a", "b"])
-    items = handler.ITEMS
-    probe = GlobalsProbe([MODULE], deep=True)
-    before = probe.snapshot()
-    handler.ITEMS[0] = "z"
-    handler.LIMITS["timeout"] = 30
-    assert sorted(probe.restore(before)) == [
-        f"{MODULE}.ITEMS (contents)",
-        f"{MODULE}.LIMITS (contents)",
+    assert [res.key for res in probe.diff(before, after, [], 1).added] == [
+        (MODULE, "CLIENT"),
+        (MODULE, "ITEMS"),
     ]
-    assert handler.ITEMS is items
-    assert handler.ITEMS == ["a", "b"]
-    assert handler.LIMITS == {"timeout": 3}
+
+
+def test_restore_removes_only_what_the_invocation_added(handler) -> None:
+    import collections as c
+
+    handler.ITEMS.extend(["a", "b"])
+    handler.RECENT = c.deque([1])
+    handler.TAGS = {"t"}
+    items, limits = handler.ITEMS, handler.LIMITS
+    probe = GlobalsProbe([MODULE], keep_contents=True)
+    before = probe.snapshot()
+    handler.ITEMS.append("c")  # appended: removed
+    handler.LIMITS["timeout"] = 30  # changed: the handler's update, kept
+    handler.LIMITS["retries"] = 2  # added: removed
+    handler.RECENT.extend([2, 3])
+    handler.TAGS.add("u")
+    handler.CACHE = {"replaced": True}  # rebound: kept, the old one is not reinstated
+    assert sorted(probe.restore(before)) == [
+        f"{MODULE}.ITEMS (1 added item removed)",
+        f"{MODULE}.LIMITS (1 added item removed)",
+        f"{MODULE}.RECENT (2 added items removed)",
+        f"{MODULE}.TAGS (1 added item removed)",
+    ]
+    assert (handler.ITEMS, handler.LIMITS) == (["a", "b"], {"timeout": 30})
+    assert (handler.ITEMS is items, handler.LIMITS is limits) == (True, True)
+    assert (list(handler.RECENT), handler.TAGS) == ([1], {"t"})
+    assert handler.CACHE == {"replaced": True}
+
+
+def test_restore_leaves_a_list_whose_old_items_moved(handler) -> None:
+    handler.ITEMS.extend(["a", "b"])
+    probe = GlobalsProbe([MODULE], keep_contents=True)
+    before = probe.snapshot()
+    handler.ITEMS.insert(0, "new")  # not an append: which item is new is not certain
+    assert probe.restore(before) == []
+    assert handler.ITEMS == ["new", "a", "b"]
 
 
 def test_restore_leaves_allowed_state_and_can_be_limited(handler, monkeypatch) -> None:
@@ -939,3 +971,235 @@ def test_a_dsn_in_a_global_never_shows_its_password(password, prefix) -> None:
         assert len(res.detail.split(" -> ", 1)[1]) <= 60
     finally:
         del sys.modules[module.__name__]
+
+
+# -- packages vendored beside the handler (pip install -t .) are libraries ----------------
+
+
+@pytest.fixture(scope="module")
+def task_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Lambda task root as `pip install -t .` leaves it: a real install of a small
+    pure-Python package (the version the dev extra already has), with its dist-info."""
+    import importlib.metadata
+    import subprocess
+
+    root = tmp_path_factory.mktemp("task")
+    version = importlib.metadata.version("iniconfig")
+    env = {**os.environ, "TMPDIR": str(tmp_path_factory.getbasetemp())}
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "--no-deps", "--target", str(root), f"iniconfig=={version}"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    (root / "sh_vendored_app.py").write_text(
+        textwrap.dedent(
+            """\
+            import iniconfig
+
+            SEEN = []
+
+            def handler(event, context):
+                # a library's lazy module state, filled inside the invocation
+                vars(iniconfig).setdefault("_REGISTRY", []).append(event)
+                iniconfig.LAST = event
+                if event.get("leak"):
+                    SEEN.append(event)
+                return len(SEEN)
+            """
+        )
+    )
+    return str(root)
+
+
+@pytest.fixture
+def vendored_app(task_root: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
+    """The handler imported from the task root, with the vendored copy of iniconfig (pytest's
+    own copy is put back afterwards, and nothing imported from the task root stays)."""
+    import importlib
+
+    saved = dict(sys.modules)
+    for name in [name for name in sys.modules if name.partition(".")[0] == "iniconfig"]:
+        del sys.modules[name]
+    monkeypatch.syspath_prepend(task_root)
+    try:
+        module = importlib.import_module("sh_vendored_app")
+        assert module.iniconfig.__file__.startswith(task_root)
+        yield module
+    finally:
+        for name in [name for name in sys.modules if name not in saved]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def test_installed_distributions_name_their_top_level_packages(task_root, tmp_path) -> None:
+    from safehandler.probes.globals._vendored import vendored_names
+
+    assert vendored_names(task_root) == {"iniconfig"}  # from its RECORD
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "__init__.py").write_text("")
+    (tmp_path / "legacy-1.0-py3.11.egg-info").mkdir()
+    (tmp_path / "legacy-1.0-py3.11.egg-info" / "top_level.txt").write_text("legacy\n")
+    (tmp_path / "app.py").write_text("")
+    assert vendored_names(str(tmp_path)) == {"legacy"}  # an egg's top_level.txt
+    assert vendored_names(str(tmp_path / "missing")) == frozenset()
+
+
+def test_a_vendored_package_is_a_library_not_the_handler(guarded, vendored_app) -> None:
+    from safehandler.probes.globals import handler_modules
+
+    watched = handler_modules(vendored_app.handler)
+    assert "sh_vendored_app" in watched
+    assert not [name for name in watched if name.partition(".")[0] == "iniconfig"]
+    guard = guarded(vendored_app.handler, mode="strict")
+    assert guard(3) == [0, 0, 0]  # the library's registry grew three times: no finding
+    assert len(vendored_app.iniconfig._REGISTRY) == 3
+    guard = guarded(vendored_app.handler)
+    guard(1, event={"leak": 1})
+    guard(1, event={"leak": 2})  # the handler's own global is still watched
+    assert [(f.noun, f.detail) for f in guard.findings] == [
+        ("module global", "sh_vendored_app.SEEN grew: 1 -> 2 items")
+    ]
+
+
+# -- bounded cost: no user code, a sample per container, a budget per snapshot -------------
+
+
+class Trap:
+    """Counts every call of the methods a careless watcher would run."""
+
+    calls: ClassVar[collections.Counter[str]] = collections.Counter()
+
+    def __eq__(self, other: object) -> bool:
+        Trap.calls["__eq__"] += 1
+        return False
+
+    def __hash__(self) -> int:
+        Trap.calls["__hash__"] += 1
+        return 1
+
+    def __repr__(self) -> str:
+        Trap.calls["__repr__"] += 1
+        return "Trap()"
+
+    def __lt__(self, other: object) -> bool:
+        Trap.calls["__lt__"] += 1
+        return True
+
+    def __getattr__(self, name: str) -> object:
+        Trap.calls["__getattr__"] += 1
+        raise AttributeError(name)
+
+
+class TrapDict(dict):  # type: ignore[type-arg]
+    def __iter__(self) -> Iterator[object]:
+        Trap.calls["dict.__iter__"] += 1
+        return super().__iter__()
+
+    def items(self) -> object:  # type: ignore[override]
+        Trap.calls["dict.items"] += 1
+        return super().items()
+
+    def values(self) -> object:  # type: ignore[override]
+        Trap.calls["dict.values"] += 1
+        return super().values()
+
+    def __repr__(self) -> str:
+        Trap.calls["dict.__repr__"] += 1
+        return "TrapDict()"
+
+
+class TrapHandler(logging.Handler):
+    @property
+    def host(self) -> str:
+        Trap.calls["host"] += 1
+        return "h"
+
+
+def test_watching_and_describing_run_no_user_code(handler, app_logger) -> None:
+    Trap.calls.clear()
+    handler.TRAPS = TrapDict({key: Trap() for key in range(600)})
+    handler.ITEMS.append(Trap())
+    probe = GlobalsProbe([MODULE], deep=True)
+    details = []
+    for invocation in range(1, 21):
+
+        def handle(key: int = 1000 + invocation) -> None:
+            handler.CLIENT = Trap()  # a new client per call: rebound every time
+            handler.TRAPS[key] = [Trap()]
+            handler.ITEMS[0] = Trap()
+            handler.NESTED = {"a": [Trap()], "b": (Trap(), "x")}
+
+        details += [res.detail for res in invoke(probe, handle, invocation)]
+    details += [res.detail for res in invoke(probe, lambda: app_logger.addHandler(TrapHandler()))]
+    here = f"<{HERE}.Trap object>"
+    assert f"{MODULE}.CLIENT rebound: None -> {here}" in details
+    assert f"{MODULE}.CLIENT rebound: {here} -> {here}" in details
+    # cut to 60 characters: "{'a': [<tests.test_globals_probe.Trap object>], 'b': (..."
+    assert cut(f"{{'a': [{here}], 'b': ({here}, 'x')}}") in [
+        detail.partition("NESTED added: ")[2] for detail in details
+    ]
+    assert f"{MODULE}.ITEMS contents changed: 1 items" in details
+    assert "TrapHandler added to logger 'sh_test.app'" in details
+    # The first rebinding away from None is the one `==` the cheap path makes; from then on
+    # the handler's globals are compared by identity.
+    assert Trap.calls == {"__eq__": 1}
+
+
+def test_a_fingerprint_samples_1024_items_and_a_snapshot_16_containers() -> None:
+    import collections as c
+
+    from safehandler.probes.globals import _handler_state as state
+
+    large: list[object] = [
+        dict.fromkeys(range(10_000)),
+        list(range(10_000)),
+        c.deque(range(10_000)),
+        set(range(10_000)),
+    ]
+    assert [len(state.sample(obj)) for obj in large] == [1024, 1000, 1024, 1024]
+    assert len(state.sample({1: 2, 3: 4})) == 4  # a small dict: its keys and values
+    containers = tuple(list(range(5_000)) for _ in range(20))
+    prints = state.fingerprints(containers)
+    assert sum(printed is not None for printed in prints) == state.BUDGET // state.SAMPLE == 16
+    assert prints[16:] == (None,) * 4  # past the budget: watched by their size only
+
+
+def test_a_soak_of_a_10000_key_global_reads_a_bounded_sample(monkeypatch) -> None:
+    from safehandler.probes.globals import _handler_state as state
+    from safehandler.testing import soak
+
+    read: list[int] = []
+    real_sample = state.sample
+
+    def counted(obj: object) -> list[object]:
+        items = real_sample(obj)
+        read.append(len(items))
+        return items
+
+    monkeypatch.setattr(state, "sample", counted)
+    module = types.ModuleType("sh_globals_large")
+    module.__file__ = "/var/task/sh_globals_large.py"
+    module.STATE = {f"key{i}": [i, [i]] for i in range(10_000)}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sh_globals_large", module)
+    exec("def handler(event, context):\n    return len(STATE)\n", vars(module))
+    report = soak(module.handler, invocations=60)
+    assert report.findings == []
+    assert len(read) >= 60  # deep mode: a fingerprint per invocation
+    assert max(read) == 1024  # the 10,000 keys are never all read
+
+
+def test_describing_stops_after_256_values_per_invocation(handler) -> None:
+    from safehandler.probes.globals._handler_state import DESCRIBED
+
+    probe = GlobalsProbe([MODULE])
+
+    def handle() -> None:
+        for n in range(DESCRIBED + 10):
+            setattr(handler, f"NEW_{n:04d}", n)
+
+    details = [res.detail for res in invoke(probe, handle)]
+    assert len(details) == DESCRIBED + 10
+    assert details[0] == f"{MODULE}.NEW_0000 added: 0"
+    assert details[DESCRIBED] == f"{MODULE}.NEW_{DESCRIBED:04d} added"  # no value past it

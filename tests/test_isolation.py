@@ -286,3 +286,234 @@ def test_the_runtimes_own_trace_id_is_not_the_handlers_doing(guarded, app, monke
     assert guard.findings == []
     probe = guard.engine.probes["globals"]
     assert probe.snapshot() is probe.snapshot()  # the cheap path: nothing moved
+
+
+# -- only changes made during an invocation count ----------------------------------------------
+
+
+def test_a_global_the_caller_changes_between_invocations_is_not_the_handlers(guarded, app) -> None:
+    handler = define(
+        app, "ROUND = 0\nSEEN = []\ndef handler(event, context):\n    return ROUND, len(SEEN)\n"
+    )
+    guard = guarded(handler, mode="strict")
+    for round_number in range(1, 6):  # a script's loop variable, in the handler's module
+        app.ROUND = round_number
+        app.SEEN.append(round_number)
+        assert guard(1) == [(round_number, round_number)]
+    assert guard.findings == []
+
+
+def test_the_same_change_made_during_the_invocation_is_reported(guarded, app) -> None:
+    handler = define(
+        app,
+        "ROUND = 0\n"
+        "def handler(event, context):\n"
+        "    global ROUND\n"
+        "    ROUND = event['round']\n"
+        "    return ROUND\n",
+    )
+    guard = guarded(handler)
+    for round_number in range(1, 4):
+        guard(1, event={"round": round_number})
+    [finding] = guard.findings  # the first rebinding is a lazy initialisation's shape
+    assert (finding.noun, finding.invocation) == ("module global", 2)
+    assert (finding.detail, finding.count) == (f"{MODULE}.ROUND rebound: 1 -> 2", 2)
+
+
+# -- what restore puts back, and what it leaves ---------------------------------------------------
+
+
+def test_restore_never_reinstates_a_closed_connection(guarded, app) -> None:
+    import sqlite3
+
+    handler = define(
+        app,
+        "import sqlite3\n"
+        "CONN = sqlite3.connect(':memory:')\n"
+        "def handler(event, context):\n"
+        "    global CONN\n"
+        "    answer = CONN.execute('select 1').fetchone()[0]\n"
+        "    CONN.close()  # a reconnect: the old connection is closed and replaced\n"
+        "    CONN = sqlite3.connect(':memory:')\n"
+        "    return answer\n",
+    )
+    guard = guarded(handler, isolation="restore", probes=["globals"])
+    try:
+        assert guard(6) == [1] * 6  # put back, the closed one would fail the next call
+        finding = guard.findings[0]  # still reported: rebound in every invocation
+        assert (finding.noun, finding.invocation) == ("module global", 2)
+        assert finding.detail.startswith(f"{MODULE}.CONN rebound: <sqlite3.Connection object>")
+        assert {f.group for f in guard.findings} == {finding.group}
+    finally:
+        app.CONN.close()
+    assert isinstance(app.CONN, sqlite3.Connection)
+
+
+def test_restore_keeps_a_lazy_initialisation_and_a_replaced_store(guarded, app) -> None:
+    handler = define(
+        app,
+        "CLIENT = None\n"
+        "SESSIONS = {}\n"
+        "def handler(event, context):\n"
+        "    global CLIENT, SESSIONS\n"
+        "    CLIENT = CLIENT or object()\n"
+        "    SESSIONS = {**SESSIONS, event['sid']: event['user']}\n"
+        "    return id(CLIENT), len(SESSIONS)\n",
+    )
+    guard = guarded(handler, isolation="restore")
+    answers = [guard(1, event={"sid": n, "user": f"u{n}"})[0] for n in range(5)]
+    assert [count for _, count in answers] == [1, 2, 3, 4, 5]  # no session lost
+    assert len({client for client, _ in answers}) == 1  # made once, kept
+    sessions = {n: f"u{n}" for n in range(5)}
+    assert sessions == app.SESSIONS
+    assert {f.detail.split(":")[0] for f in guard.findings} == {f"{MODULE}.SESSIONS rebound"}
+
+
+def test_restore_removes_what_each_invocation_added_and_keeps_updates(guarded, app) -> None:
+    handler = define(
+        app,
+        "COUNTS = {'calls': 0}\n"
+        "SEEN = []\n"
+        "def handler(event, context):\n"
+        "    COUNTS['calls'] += 1  # an update of an item: kept\n"
+        "    COUNTS[event['n']] = True  # a new key per call: removed once judged a leak\n"
+        "    SEEN.append(event['n'])\n"
+        "    return COUNTS['calls'], len(SEEN), len(COUNTS)\n",
+    )
+    guard = guarded(handler, isolation="restore")
+    answers = [guard(1, event={"n": n})[0] for n in range(6)]
+    # invocation 1 is one change (a lazy fill's shape); from the second each is undone
+    assert answers == [(1, 1, 2), (2, 2, 3), (3, 2, 3), (4, 2, 3), (5, 2, 3), (6, 2, 3)]
+    assert (app.COUNTS, app.SEEN) == ({"calls": 6, 0: True}, [0])
+    assert {f.detail for f in guard.findings} == {
+        f"{MODULE}.COUNTS grew: 2 -> 3 items",  # each time the same: put back every time
+        f"{MODULE}.SEEN grew: 1 -> 2 items",
+    }
+
+
+def test_the_plain_guard_keeps_what_restore_would_remove(guarded, app) -> None:
+    handler = define(app, "SEEN = []\ndef handler(event, context):\n    SEEN.append(1)\n")
+    guarded(handler)(6)
+    assert app.SEEN == [1] * 6
+
+
+@pytest.fixture
+def cwd_kept(tmp_path: Path) -> Iterator[Path]:
+    here = os.getcwd()
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(here)
+
+
+def test_restore_leaves_a_one_time_chdir_and_undoes_a_repeated_one(guarded, app, cwd_kept) -> None:
+    data = cwd_kept / "data"
+    data.mkdir()
+    once = define(
+        app,
+        "import os\n"
+        "def handler(event, context):\n"
+        "    if event.get('first'):\n"
+        "        os.chdir(event['first'])\n"
+        "    return os.getcwd()\n",
+    )
+    guard = guarded(once, isolation="restore")
+    assert guard(1, event={"first": str(data)}) == [str(data)]
+    assert guard(3) == [str(data)] * 3  # set once on purpose: left alone
+    [finding] = guard.findings  # still reported: it is shared state
+    assert finding.noun == "working directory"
+
+    start = os.getcwd()
+    every = define(
+        app,
+        "import os, tempfile\ndef handler(event, context):\n    os.chdir(event['dir'])\n",
+    )
+    guard = guarded(every, isolation="restore")
+    dirs = [cwd_kept / f"d{n}" for n in range(3)]
+    for directory in dirs:
+        directory.mkdir()
+        guard(1, event={"dir": str(directory)})
+    # the first change may be deliberate; the second shows it is per call: undone from then on
+    assert os.getcwd() == str(dirs[0]) != start
+
+
+def test_restore_is_skipped_when_invocations_overlap(guarded, app, monkeypatch) -> None:
+    monkeypatch.setattr(json, "dumps", json.dumps)
+    original = json.dumps
+    entered, release = threading.Event(), threading.Event()
+    handler = define(
+        app,
+        "import json\n"
+        "def handler(event, context):\n"
+        "    if event.get('wait'):\n"
+        "        entered.set()\n"
+        "        release.wait(10)\n"
+        "    else:\n"
+        "        json.dumps = lambda obj: 'patched'\n",
+        entered=entered,
+        release=release,
+    )
+    guard = guarded(handler, isolation="restore")
+    waiter = threading.Thread(target=guard, kwargs={"event": {"wait": True}})
+    waiter.start()
+    try:
+        assert entered.wait(10)
+        guard(1, event={"patch": True})  # ends while the other invocation runs
+        assert json.dumps is not original  # shared state another invocation may rely on
+    finally:
+        release.set()
+        waiter.join(10)
+    # (seen by both invocations: shared state has no owner to tell them apart)
+    assert {f.detail.split(":")[0] for f in guard.findings} == {"json.dumps rebound"}
+    json.dumps = original
+    guarded(handler, isolation="restore")(1, event={"patch": True})  # alone: put back
+    assert json.dumps is original
+
+
+# -- a new name per invocation: one growing finding ------------------------------------------------
+
+
+def test_a_new_name_per_invocation_is_one_growing_finding(guarded, app, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    saved_environ = dict(os.environ)
+    handler = define(
+        app,
+        "import os, sys\n"
+        "def handler(event, context):\n"
+        "    n = event['n']\n"
+        "    os.environ[f'SH_ISO_REQ_{n}'] = '1'\n"
+        "    sys.path.append(f'/opt/sh-iso/{n}')\n"
+        "    globals()[f'RESULT_{n}'] = n\n",
+    )
+    guard = guarded(handler)
+    try:
+        for n in range(1, 65):
+            guard(1, event={"n": n})
+    finally:
+        for name in set(os.environ) - set(saved_environ):
+            del os.environ[name]
+    by_noun: dict[str, list[Any]] = {}
+    for finding in guard.findings:
+        by_noun.setdefault(finding.noun, []).append(finding)
+    assert sorted(by_noun) == ["environment variable", "module global", "sys.path entry"]
+    for findings in by_noun.values():
+        assert len({finding.group for finding in findings}) == 1  # one group, not 64
+        counts = [finding.count for finding in findings]
+        assert len(counts) <= 8, counts  # a line per doubling, not one per invocation
+        assert counts[-1] >= 32, counts
+    assert by_noun["module global"][-1].detail.startswith(f"{MODULE}.RESULT_")
+    groups = [key for key in guard.engine.judge.tracker.sites if key[0] == "global"]
+    assert len(groups) == 3  # the engine's state does not grow with the names
+
+
+def test_one_new_name_once_is_not_a_module_global_finding(guarded, app) -> None:
+    handler = define(
+        app,
+        "def handler(event, context):\n"
+        "    global CLIENT\n"
+        "    if 'CLIENT' not in globals():\n"
+        "        CLIENT = object()\n",
+    )
+    guard = guarded(handler)
+    guard(5)
+    assert guard.findings == []

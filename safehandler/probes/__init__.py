@@ -35,6 +35,8 @@ def build_probes(policy: Policy, handler: Callable[..., Any] | None) -> list[Pro
             # content fingerprints cost more: for strict tests and soaks (a warm-up)
             deep=policy.strict or policy.warmup > 0,
             every=policy.shared_state_rotation,
+            # restore removes what an invocation added to a container: it needs the contents
+            keep_contents=policy.isolation == "restore",
         ),
         "memory": MemoryProbe,
     }

@@ -12,6 +12,9 @@ Per invocation the engine calls, for every probe:
   another invocation, a probe reports only what the scope explains. With
   ``invocation == 0`` the change happened between invocations (the scope is ``IDLE``): what
   appeared is baseline, nobody's doing.
+- ``catch_up(last)`` before the invocation, for a probe whose state ``carries_over``: its
+  state after the last invocation, or what it became since (a caller's change between
+  invocations is nobody's doing: it must not count as the next invocation's). Never raises.
 - ``act(verdict)`` after the verdict, when the probe saw something or is holding: the
   irreversible actions the verdict allows (roll back and close a connection, put a global
   back). It returns the resources it released.
@@ -52,6 +55,9 @@ class Probe:
 
     def diff(self, before: Any, after: Any, scope: Scope, invocation: int) -> Delta:
         raise NotImplementedError
+
+    def catch_up(self, last: Any) -> Any:
+        return last
 
     def act(self, verdict: Verdict) -> list[Resource]:
         return []

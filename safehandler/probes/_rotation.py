@@ -104,5 +104,13 @@ class Rotation:
     def unchanged(self, reads: tuple[Any, ...]) -> bool:
         """Read the slice whose turn it is; whether it still reads as in ``reads``."""
         self._checks += 1
-        turn = self._checks % len(self.slices)
-        return bool(self.slices[turn].read() == reads[turn])
+        sources, readers = self.slices[self._checks % len(self.slices)]
+        was = reads[self._checks % len(self.slices)]
+        # Slice.read() inlined (this runs on every invocation): the containers first, then
+        # each reader, stopping at the first difference
+        if referents(*sources) != was[0]:
+            return False
+        for index, read in enumerate(readers, 1):  # noqa: SIM110 - no generator frame per call
+            if read() != was[index]:
+                return False
+        return True

@@ -12,10 +12,18 @@ invocation, is growth. Intended caches are allowed by name (``allow``) or by obj
 (``allow_global``): their mutation is not reported, only growth in ten consecutive
 invocations (the verdicts' streak rule). Everything else is not the handler's to
 change: one change is a finding (``verdicts.IMMEDIATE_NOUNS``). New modules imported during an
-invocation are not findings: lazy imports are normal.
+invocation are not findings: lazy imports are normal. Only changes made during an invocation
+count: ``catch_up()`` takes in what the handler's globals became between two invocations. A
+name added to a namespace is grouped with every other name added to it (``new_name_change``):
+a new name per invocation is one growing group, not a group per name.
+
+Restore puts back only what an invocation added, never a value it replaced (see
+``_handler_state.restore_handler``). Watching runs no user code: identities first, reprlib
+for the built-in types only, own ``__dict__`` reads, bounded samples (``_handler_state``).
 
 The modules, in import order:
 
+- ``_vendored``: the packages installed beside the handler (``pip install -t .``): libraries;
 - ``_watched``: what is watched (the handler's modules, the stdlib modules);
 - ``_allow``: the allow-list by object (``allow_global``);
 - ``_token``: the snapshot token and its parts;

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from types import FunctionType
 from typing import Any, TypeVar
 
 __all__ = ["allow_global", "is_allowed", "ours"]
@@ -48,8 +49,7 @@ def is_allowed(obj: object) -> bool:
 
 
 def ours(value: object) -> bool:
-    """safehandler's own deliberate wrappers (``__safehandler__ = True``) are not changes."""
-    try:
-        return bool(getattr(value, "__safehandler__", False))
-    except Exception:  # noqa: BLE001 - an object whose __getattr__ raises is not ours
-        return False
+    """safehandler's own deliberate wrappers (``__safehandler__`` set on the function) are not
+    changes. They are all plain functions: the flag is read from the function's own dict, so
+    no user ``__getattr__`` or property runs."""
+    return type(value) is FunctionType and bool(value.__dict__.get("__safehandler__", False))

@@ -9,6 +9,7 @@ from typing import Any
 from ..._records import ENVIRONMENT_VARIABLE, Resource, global_change
 from .. import _rotation
 from .._describe import describe_env
+from ._token import new_name_change
 
 __all__ = ["RUNTIME_ENV", "diff_environ", "environ_data", "read_environ", "restore_environ"]
 
@@ -46,15 +47,16 @@ def diff_environ(
         old, new = was.get(name), now.get(name)
         if old == new or name in RUNTIME_ENV or allowed_name(f"os.environ.{name}"):
             continue
+        key = (ENVIRONMENT_VARIABLE, name)
         if old is None:
             detail = f"{name} added: {describe_env(name, new or '')}"
-        elif new is None:
+            out.append(new_name_change(ENVIRONMENT_VARIABLE, key, detail, invocation))
+            continue
+        if new is None:
             detail = f"{name} removed: was {describe_env(name, old)}"
         else:
             detail = f"{name} changed: {describe_env(name, old)} -> {describe_env(name, new)}"
-        out.append(
-            global_change(ENVIRONMENT_VARIABLE, (ENVIRONMENT_VARIABLE, name), detail, invocation)
-        )
+        out.append(global_change(ENVIRONMENT_VARIABLE, key, detail, invocation))
     return out
 
 

@@ -11,72 +11,116 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable
+from itertools import islice
 from types import ModuleType
 from typing import Any
 
-from ..._records import ALLOWED_CACHE, MODULE_GLOBAL, Resource, global_change
+from ..._records import ALLOWED_CACHE, MODULE_GLOBAL, Resource, global_change, plural
 from .._describe import MISSING, rebound
 from ._allow import is_allowed
 from ._stdlib import put_attr
-from ._token import Handler
+from ._token import Handler, identical, new_name_change
 
-__all__ = ["diff_handler", "fingerprint", "is_container", "is_dunder", "read_handler"]
+__all__ = [
+    "BUDGET",
+    "SAMPLE",
+    "diff_handler",
+    "fingerprint",
+    "fingerprints",
+    "is_container",
+    "is_dunder",
+    "read_handler",
+    "sample",
+]
 
 AllowedName = Callable[[str], bool]
 Wanted = Callable[[tuple[str, str]], bool]
 
-_DEEP_LIMIT = 10_000  # containers larger than this get no content fingerprint
+# Deep mode's cost is bounded whatever the size of a global: a container's fingerprint reads at
+# most SAMPLE of its items (a dict's first and last keys and values, a list's items at an even
+# stride), and a snapshot reads at most BUDGET items over all containers, in a fixed order, so
+# the same containers get a fingerprint every time (about 20 us per 1,024 items here).
+SAMPLE = 1024
+BUDGET = 16 * SAMPLE
+_COPY_LIMIT = 10_000  # contents kept for restore() only up to this size
 _CONTAINERS = (dict, list, set, bytearray, collections.deque)
 # A subclass that overrides __len__ could run anything: only the built-in lengths are read.
 _PLAIN_LEN = frozenset(kind.__len__ for kind in _CONTAINERS)
 
 
 def is_dunder(name: object) -> bool:
-    return not isinstance(name, str) or (name.startswith("__") and name.endswith("__"))
+    return type(name) is not str or (name[:2] == "__" and name[-2:] == "__")
 
 
 def is_container(value: object) -> bool:
-    return isinstance(value, _CONTAINERS) and type(value).__len__ in _PLAIN_LEN
+    # type() and issubclass(), not isinstance(): isinstance may ask a user __getattribute__
+    kind = type(value)
+    return issubclass(kind, _CONTAINERS) and kind.__len__ in _PLAIN_LEN
 
 
-def fingerprint(obj: Any) -> int | None:
-    """A hash of the contents (deep mode), or None when too large or not representable."""
-    try:
-        if len(obj) > _DEEP_LIMIT:
-            return None
-        if isinstance(obj, dict):
-            return hash(tuple(sorted(map(repr, obj.items()))))
-        if isinstance(obj, set):
-            return hash(tuple(sorted(map(repr, obj))))
-        if isinstance(obj, bytearray):
-            return hash(bytes(obj))
-        return hash(tuple(map(repr, obj)))
-    except Exception:  # noqa: BLE001 - a repr that raises: no fingerprint, size only
-        return None
+def sample(obj: Any) -> list[Any]:
+    """At most ``SAMPLE`` of a container's items, read with the built-in type's own methods
+    (a subclass's ``__iter__`` or ``items`` is user code)."""
+    size = len(obj)
+    if issubclass(type(obj), dict):
+        if size <= SAMPLE // 2:
+            return [*dict.keys(obj), *dict.values(obj)]
+        # (each item read is a cache miss on a large dict: the ends' values, not their keys)
+        half = SAMPLE // 2
+        return [*islice(dict.values(obj), half), *islice(reversed(dict.values(obj)), half)]
+    if issubclass(type(obj), list):
+        return list.__getitem__(obj, slice(None, None, -(-size // SAMPLE) or 1))
+    if issubclass(type(obj), collections.deque):
+        if size <= SAMPLE:
+            return list(collections.deque.__iter__(obj))
+        half = SAMPLE // 2
+        return [*islice(collections.deque.__iter__(obj), half), *islice(reversed(obj), half)]
+    return list(islice(set.__iter__(obj), SAMPLE))  # a set has no order to stride over
+
+
+def fingerprint(obj: Any) -> int:
+    """A hash of the identities of the sampled items (deep mode): an item replaced, even by an
+    equal new object, changes it; no item's ``__eq__``, ``__hash__`` or ``__repr__`` runs.
+    A bytearray's bytes are hashed (a stride of them when large)."""
+    if issubclass(type(obj), bytearray):
+        step = -(-len(obj) // (SAMPLE * 8)) or 1
+        return hash(bytes(bytearray.__getitem__(obj, slice(None, None, step))))
+    return hash((len(obj), tuple(map(id, sample(obj)))))
+
+
+def fingerprints(containers: tuple[Any, ...]) -> tuple[int | None, ...]:
+    """The containers' fingerprints within the snapshot's budget: those past it (in this fixed
+    order) get None, and are watched by their size only."""
+    out: list[int | None] = []
+    left = BUDGET
+    for obj in containers:
+        if left <= 0:
+            out.append(None)
+            continue
+        left -= min(len(obj), SAMPLE)
+        out.append(fingerprint(obj))
+    return tuple(out)
 
 
 def _contents(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return list(obj.items())
-    if isinstance(obj, bytearray):
+    if issubclass(type(obj), dict):
+        return list(dict.items(obj))
+    if issubclass(type(obj), bytearray):
         return bytes(obj)
-    return list(obj)
+    if issubclass(type(obj), list):
+        return list.copy(obj)
+    if issubclass(type(obj), collections.deque):
+        return list(collections.deque.__iter__(obj))
+    return list(set.__iter__(obj))
 
 
-def _put_back(obj: Any, contents: Any) -> None:
-    if isinstance(obj, (list, bytearray)):
-        obj[:] = contents
-    elif isinstance(obj, collections.deque):
-        obj.clear()
-        obj.extend(contents)
-    else:  # dict, set
-        obj.clear()
-        obj.update(contents)
-
-
-def read_handler(modules: dict[str, ModuleType], *, deep: bool) -> tuple[Handler, tuple[Any, ...]]:
-    """Copies of the namespaces, the sizes (and in deep mode the contents) of the containers
-    in them; and the containers, in the order of the sizes."""
+def read_handler(
+    modules: dict[str, ModuleType], *, deep: bool, keep_contents: bool = False
+) -> tuple[Handler, tuple[Any, ...]]:
+    """Copies of the namespaces, the sizes (and in deep mode the fingerprints) of the
+    containers in them, copies of their contents for restore() (deep mode or
+    ``keep_contents``, up to 10,000 items each); and the containers, in the order of the
+    sizes."""
     namespaces = {name: dict(vars(module)) for name, module in modules.items()}
     containers = []
     lens: dict[tuple[str, str], int] = {}
@@ -88,10 +132,12 @@ def read_handler(modules: dict[str, ModuleType], *, deep: bool) -> tuple[Handler
                 continue
             containers.append(value)
             lens[module_name, name] = len(value)
-            if deep:
-                prints[module_name, name] = printed = fingerprint(value)
-                if printed is not None:
-                    contents[module_name, name] = _contents(value)
+    if deep:
+        prints.update(zip(lens, fingerprints(tuple(containers)), strict=True))
+    if deep or keep_contents:
+        for key, value in zip(lens, containers, strict=True):
+            if lens[key] <= _COPY_LIMIT:
+                contents[key] = _contents(value)
     return Handler(dict(modules), namespaces, lens, prints, contents), tuple(containers)
 
 
@@ -103,9 +149,7 @@ def diff_handler(
         was = before.namespaces.get(module_name)
         if was is None or before.modules.get(module_name) is not after.modules[module_name]:
             continue  # imported (or re-imported) during the invocation: baseline
-        for name in sorted(was.keys() | now.keys(), key=str):
-            if is_dunder(name):
-                continue
+        for name in _moved(module_name, was, now, before, after, deep=deep):
             old, new = was.get(name, MISSING), now.get(name, MISSING)
             key = (module_name, name)
             dotted = f"{module_name}.{name}"
@@ -116,8 +160,13 @@ def diff_handler(
                     detail = f"{dotted} grew: {old_size} -> {new_size} items"
                     out.append(global_change(ALLOWED_CACHE, key, detail, invocation))
                 continue
+            if old is MISSING:
+                # a new name per invocation is one growing group, not a group per name
+                detail = _described(dotted, name, old, new, len(out))
+                out.append(new_name_change(MODULE_GLOBAL, key, detail, invocation))
+                continue
             if old is not new:
-                detail = rebound(dotted, name, old, new)
+                detail = _described(dotted, name, old, new, len(out))
             elif size[0] is not None and size[1] is not None and size[0] != size[1]:
                 verb = "grew" if size[1] > size[0] else "shrank"
                 detail = f"{dotted} {verb}: {size[0]} -> {size[1]} items"
@@ -129,7 +178,47 @@ def diff_handler(
     return out
 
 
+# Describing a value is bounded (reprlib's limits, no user code), and so is the number of
+# values described per invocation: past it, a change is named without its values.
+DESCRIBED = 256
+
+
+def _described(dotted: str, name: str, old: Any, new: Any, done: int) -> str:
+    if done < DESCRIBED:
+        return rebound(dotted, name, old, new)
+    verb = "added" if old is MISSING else "deleted" if new is MISSING else "rebound"
+    return f"{dotted} {verb}"
+
+
+def _moved(
+    module_name: str,
+    was: dict[str, Any],
+    now: dict[str, Any],
+    before: Handler,
+    after: Handler,
+    *,
+    deep: bool,
+) -> list[str]:
+    """The names whose value, size or (deep) contents moved, in order: only those are looked
+    at, not every name of the namespace."""
+    names = {name for name, value in now.items() if was.get(name, MISSING) is not value}
+    names.update(name for name in was if name not in now)
+    sized = [(before.lens, after.lens)] + ([(before.prints, after.prints)] if deep else [])
+    for old_sizes, new_sizes in sized:
+        names.update(
+            name
+            for (module, name), size in new_sizes.items()
+            if module == module_name and old_sizes.get((module, name), size) != size
+        )
+    return sorted((name for name in names if not is_dunder(name)), key=str)
+
+
 def restore_handler(before: Handler, wanted: Wanted, allowed_name: AllowedName) -> list[str]:
+    """Put back what the invocation added, and only that: a new name is deleted, a
+    container's added items removed (its keys, its appended tail, its new members). A global
+    the invocation rebound keeps its new value (a lazy initialisation, a reconnect, a store
+    replaced as ``SESSIONS = {**SESSIONS, sid: u}``: the old value may be closed or stale),
+    and an item whose value changed keeps it."""
     done: list[str] = []
     for module_name, module in before.modules.items():
         was = before.namespaces[module_name]
@@ -141,23 +230,62 @@ def restore_handler(before: Handler, wanted: Wanted, allowed_name: AllowedName) 
             if not is_allowed(live.get(name)) and wanted(key):
                 put_attr(module, name, MISSING)
                 done.append(f"{module_name}.{name} (deleted)")
-        for name, value in was.items():
-            key = (module_name, name)
-            current = live.get(name, MISSING)
-            if (
-                is_dunder(name)
-                or allowed_name(f"{module_name}.{name}")
-                or is_allowed(current if current is not MISSING else value)
-                or not wanted(key)
-            ):
-                continue
-            if current is not value:
-                put_attr(module, name, value)
-                done.append(f"{module_name}.{name}")
-            copied = before.contents.get(key)
-            if copied is not None and (
-                len(value) != before.lens[key] or fingerprint(value) != before.prints[key]
-            ):
-                _put_back(value, copied)
-                done.append(f"{module_name}.{name} (contents)")
+    for key, copied in before.contents.items():
+        module_name, name = key
+        value = before.namespaces[module_name].get(name, MISSING)
+        current = vars(before.modules[module_name]).get(name, MISSING)
+        if (
+            current is not value  # rebound: the new value is the handler's choice
+            or allowed_name(f"{module_name}.{name}")
+            or is_allowed(value)
+            or not wanted(key)
+        ):
+            continue
+        removed = _remove_added(value, copied)
+        if removed:
+            done.append(f"{module_name}.{name} ({removed} {plural('added item', removed)} removed)")
     return done
+
+
+def _remove_added(obj: Any, copied: Any) -> int:
+    """Remove from ``obj`` what it gained since ``copied`` was taken; how many items."""
+    kind = type(obj)
+    if issubclass(kind, dict):
+        kept = {id(key) for key, _ in copied}
+        added = [key for key in dict.keys(obj) if id(key) not in kept]
+        for key in added:
+            dict.__delitem__(obj, key)
+        return len(added)
+    if issubclass(kind, set):
+        kept = set(map(id, copied))
+        members = [member for member in set.__iter__(obj) if id(member) not in kept]
+        for member in members:
+            set.discard(obj, member)
+        return len(members)
+    return _remove_tail(obj, copied)
+
+
+def _remove_tail(obj: Any, copied: Any) -> int:
+    """A sequence: only a tail appended after the items it had, still in place, is removed."""
+    kind = type(obj)
+    old = len(copied)
+    extra = len(obj) - old
+    if extra <= 0:
+        return 0
+    if issubclass(kind, bytearray):
+        if bytes(bytearray.__getitem__(obj, slice(0, old))) != copied:
+            return 0
+        bytearray.__delitem__(obj, slice(old, None))
+        return extra
+    is_deque = issubclass(kind, collections.deque)
+    if is_deque:
+        head = list(islice(collections.deque.__iter__(obj), old))
+    else:
+        head = list.__getitem__(obj, slice(0, old))
+    if not identical(head, copied):
+        return 0
+    for _ in range(extra if is_deque else 0):
+        collections.deque.pop(obj)
+    if not is_deque:
+        list.__delitem__(obj, slice(old, None))
+    return extra

@@ -10,6 +10,7 @@ from typing import Any
 from ..._records import PATH_ENTRY, Resource, global_change
 from .. import _rotation
 from .._describe import describe
+from ._token import new_name_change
 
 __all__ = ["diff_path", "read_path", "restore_path"]
 
@@ -25,23 +26,35 @@ def diff_path(was: tuple[str, ...], now: tuple[str, ...], invocation: int) -> li
     out: list[Resource] = []
     gained = collections.Counter(now) - collections.Counter(was)
     lost = collections.Counter(was) - collections.Counter(now)
-    for verb, entries in (("added", gained), ("removed", lost)):
-        for entry, count in entries.items():
-            detail = f"{describe(entry)} {verb}"
-            res = global_change(PATH_ENTRY, (PATH_ENTRY, str(entry)), detail, invocation)
-            out += [res] * count
+    for entry, count in gained.items():
+        # an entry per invocation is one growing group, whatever the entries are
+        res = new_name_change(
+            PATH_ENTRY, (PATH_ENTRY, str(entry)), f"{describe(entry)} added", invocation
+        )
+        out += [res] * count
+    for entry, count in lost.items():
+        detail = f"{describe(entry)} removed"
+        out += [global_change(PATH_ENTRY, (PATH_ENTRY, str(entry)), detail, invocation)] * count
     if not out and was != now:
         out.append(global_change(PATH_ENTRY, (PATH_ENTRY, ""), "reordered", invocation))
     return out
 
 
 def restore_path(original: list[str], entries: tuple[str, ...], wanted: Wanted) -> list[str]:
+    """The list itself, if it was replaced; then only the entries the invocation added are
+    taken out again (the latest occurrences), removals and order left as they are."""
+    done: list[str] = []
     current = sys.path
-    if current is original and tuple(current) == entries:
-        return []
-    changed = set(current).symmetric_difference(entries) or {""}
-    if not any(wanted((PATH_ENTRY, str(entry))) for entry in changed):
-        return []
-    sys.path = original
-    original[:] = entries
-    return ["sys.path"]
+    if current is not original and wanted((PATH_ENTRY, "")):
+        sys.path = original
+        done.append("sys.path (the list)")
+        return done
+    gained = collections.Counter(current) - collections.Counter(entries)
+    for entry, count in gained.items():
+        if not wanted((PATH_ENTRY, str(entry))):
+            continue
+        for _ in range(count):
+            index = len(current) - 1 - current[::-1].index(entry)
+            del current[index]
+        done.append(f"sys.path entry {describe(entry)}")
+    return done

@@ -23,10 +23,10 @@ import os
 import re
 import sys
 from collections.abc import Callable, Collection, Hashable, Iterable
-from types import ModuleType
+from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..._records import HANDLER_STATE_NOUNS, NO_CHANGE, Delta, Resource
+from ..._records import HANDLER_STATE_NOUNS, NO_CHANGE, WORKING_DIRECTORY, Delta, Resource
 from ..._scope import Scope
 from .. import _rotation
 from .._protocol import Probe
@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from ...verdicts import Verdict
 
 __all__ = ["GlobalsProbe"]
+
+# Shared state a handler may set once on purpose (a chdir into its data): restored only when
+# the change repeats in another invocation.
+_ONCE_IS_DELIBERATE = frozenset({WORKING_DIRECTORY})
 
 
 class GlobalsProbe(Probe):
@@ -60,6 +64,7 @@ class GlobalsProbe(Probe):
         deep: bool = False,
         stdlib: Iterable[str] | Literal["all"] | None = None,
         every: int = 1,
+        keep_contents: bool = False,
     ) -> None:
         """``stdlib``: the stdlib module names whose public callables and classes are watched
         (once loaded), or ``"all"``: every loaded public stdlib module and submodule. The
@@ -69,6 +74,9 @@ class GlobalsProbe(Probe):
         many slices of about equal cost, and each snapshot checks one of them, in turn: a
         change there is seen within ``every`` snapshots instead of at once, for a fraction of
         the cost. The handler's own globals are checked by every snapshot.
+
+        ``keep_contents``: copy the handler's containers' contents (as deep mode does) so that
+        ``restore()`` can remove what an invocation added (isolation="restore").
         """
         self.module_names = tuple(dict.fromkeys(modules))
         if stdlib is None:
@@ -76,6 +84,7 @@ class GlobalsProbe(Probe):
         patterns = [fnmatch.translate(pattern) for pattern in allow]
         self._allow = re.compile("|".join(patterns)).match if patterns else None
         self.deep = deep
+        self._keep_contents = keep_contents
         self._last: Snapshot | None = None
         self._taken = 0  # snapshots taken
         self._rotation = Rotation(every)  # the shared state, a slice per snapshot
@@ -84,6 +93,7 @@ class GlobalsProbe(Probe):
         self._signals = _signals.catchable_signals()
         self._handler_modules: dict[str, ModuleType] = {}
         self._handler_dicts: tuple[dict[str, Any], ...] = ()
+        self._by_identity = False  # see snapshot()
         self._containers: tuple[Any, ...] = ()
         self._stdlib = _stdlib.StdlibWatch(None if stdlib == "all" else frozenset(stdlib))
         self._log_sources: tuple[Any, ...] = ()
@@ -139,20 +149,28 @@ class GlobalsProbe(Probe):
 
     def _handler_unchanged(self, last: Snapshot) -> bool:
         return tuple(map(len, self._containers)) == last.lens and (
-            not self.deep or tuple(map(_handler_state.fingerprint, self._containers)) == last.prints
+            not self.deep or _handler_state.fingerprints(self._containers) == last.prints
         )
+
+    # The handler's globals are compared with the last token's in one expression, inlined in
+    # snapshot() and catch_up() (they run on every invocation): ``==`` on the two lists is
+    # C's identity test for as long as nothing was rebound (it calls nothing for an identical
+    # pair); once a global was rebound to or from an object whose comparison could run user
+    # code or walk a container (_plain_rebindings), by identity only from then on.
 
     def snapshot(self) -> Snapshot:
         self._taken += 1
         last = self._last
         if last is not None:
             try:
-                # `==` passes identical values without calling their __eq__; a value rebound
-                # to an equal one (an equal int, an empty list for an empty list) passes too,
-                # and is seen with the next change, which compares identities (_refresh).
+                values = _rotation.referents(*self._handler_dicts)
                 if (
-                    _rotation.referents(*self._handler_dicts) == last.values
-                    and self._handler_unchanged(last)
+                    (identical(values, last.values) if self._by_identity else values == last.values)
+                    and tuple(map(len, self._containers)) == last.lens
+                    and (
+                        not self.deep
+                        or _handler_state.fingerprints(self._containers) == last.prints
+                    )
                     and self._rotation.unchanged(last.slices)
                 ):
                     return last
@@ -160,6 +178,25 @@ class GlobalsProbe(Probe):
                 pass
         self._last = self._refresh(last)
         return self._last
+
+    def catch_up(self, last: Snapshot) -> Snapshot:
+        """Before an invocation: take in what the handler's globals became since the last one
+        (a loop variable of the script that calls the handler), so that only changes made
+        during an invocation count. The shared state is not looked at here: a change the
+        rotation has yet to see stays the invocation's that made it."""
+        try:
+            values = _rotation.referents(*self._handler_dicts)
+            if (
+                (identical(values, last.values) if self._by_identity else values == last.values)
+                and tuple(map(len, self._containers)) == last.lens
+                and (not self.deep or _handler_state.fingerprints(self._containers) == last.prints)
+            ):
+                return last
+            token = self._refresh_handler(last, values)
+        except Exception:  # noqa: BLE001 - fail open: the last state, as before
+            return last
+        self._last = token
+        return token
 
     def diff(
         self,
@@ -206,7 +243,12 @@ class GlobalsProbe(Probe):
         if acted_on is None:
             return []
         before, added = acted_on
-        wanted = {res.key for res in added if verdict.restores(res)}
+        wanted = {
+            res.key
+            for res in added
+            if verdict.restores(res)
+            and (res.noun not in _ONCE_IS_DELIBERATE or verdict.repeated(res))
+        }
         if wanted and self.restore(before, wanted):
             self._last = self._refresh(self._last)
         return []
@@ -258,12 +300,14 @@ class GlobalsProbe(Probe):
         referents = _rotation.referents
         modules = part(last and last.modules, referents(sys.modules), self._read_modules)
         values = referents(*self._handler_dicts)
+        if last is not None and not self._by_identity:
+            self._by_identity = not _plain_rebindings(values, last.values)
         if last is not None and identical(values, last.values) and self._handler_unchanged(last):
             handler, lens, prints = last.handler, last.lens, last.prints
         else:
             # read once: a content fingerprint of a large container is dear (deep mode)
             handler, self._containers = _handler_state.read_handler(
-                self._handler_modules, deep=self.deep
+                self._handler_modules, deep=self.deep, keep_contents=self._keep_contents
             )
             lens = tuple(handler.lens.values())  # in the order of self._containers
             prints = tuple(handler.prints.values())
@@ -314,6 +358,20 @@ class GlobalsProbe(Probe):
             return token._replace(slices=last.slices)
         return token._replace(slices=self._rotation.read_all())
 
+    def _refresh_handler(self, last: Snapshot, values: list[Any]) -> Snapshot:
+        """``last`` with the handler's part read anew (the shared parts are its own)."""
+        if not self._by_identity:
+            self._by_identity = not _plain_rebindings(values, last.values)
+        handler, self._containers = _handler_state.read_handler(
+            self._handler_modules, deep=self.deep, keep_contents=self._keep_contents
+        )
+        return last._replace(
+            values=values,
+            lens=tuple(handler.lens.values()),
+            prints=tuple(handler.prints.values()),
+            handler=handler,
+        )
+
     def _read_modules(self) -> dict[str, Any]:
         self._resolve()  # imports: the handler's modules, new stdlib modules
         return dict(sys.modules)
@@ -321,3 +379,24 @@ class GlobalsProbe(Probe):
     def _read_logging(self) -> _logging.LoggingData:
         data, self._log_sources = _logging.read_logging()
         return data
+
+
+# Types whose == with anything is the interpreter's own and bounded: a scalar, a string, a
+# function, a module, a plain class. (A container's == walks it; a user class's runs its code.)
+_PLAIN = frozenset(
+    {
+        int, float, complex, str, bytes, bool, type(None), type, ModuleType, FunctionType,
+        BuiltinFunctionType, MethodType,
+    }
+)  # fmt: skip
+
+
+def _plain_rebindings(values: list[Any], was: list[Any]) -> bool:
+    """Whether every global rebound between the two reads went from and to a plain value."""
+    if len(values) != len(was):  # a name added or deleted: == stops at the lengths
+        return True
+    return all(
+        type(new) in _PLAIN and type(old) in _PLAIN
+        for new, old in zip(values, was)  # noqa: B905 - equal lengths
+        if new is not old
+    )

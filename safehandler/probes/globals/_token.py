@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from ..._records import Resource
+
 __all__ = [
     "Handler",
     "Layout",
@@ -19,6 +21,7 @@ __all__ = [
     "Snapshot",
     "flatten",
     "identical",
+    "new_name_change",
     "part",
     "same",
     "shared_state_unmoved",
@@ -104,3 +107,15 @@ def shared_state_unmoved(last: Snapshot, token: Snapshot) -> bool:
     return all(map(operator.is_, _shared_parts(token), _shared_parts(last))) and (
         _small_reads(token) == _small_reads(last)
     )
+
+
+NEW_NAMES = "(new names)"
+
+
+def new_name_change(noun: str, key: tuple[str, str], detail: str, invocation: int) -> Resource:
+    """A name added to a namespace: grouped with every other name added to it, so that a new
+    name per invocation (an environment variable, a ``sys.path`` entry, a global) is one
+    growing group, not a group (and a finding) per name; ``key`` still names it, for
+    restore()."""
+    group = ("global", noun, (key[0], NEW_NAMES))
+    return Resource("global", key, noun, detail, None, invocation, group)

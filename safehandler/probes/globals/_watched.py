@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from ..._sites import is_user_code
+from ._vendored import vendored_names
 
 __all__ = ["COMMON_STDLIB", "handler_modules", "is_stdlib_name"]
 
@@ -89,7 +90,8 @@ def is_stdlib_name(name: str) -> bool:
 def handler_modules(handler: Callable[..., Any] | None) -> list[str]:
     """The handler's own modules: its module, and the loaded modules of the same top-level
     package or from the same directory (Lambda's task root). Library code is not the
-    handler's: its globals are watched as stdlib or not at all."""
+    handler's: its globals are watched as stdlib or not at all; so is a package vendored into
+    the task root (``pip install -t .``), known by the metadata pip wrote beside it."""
     if handler is None:
         return []
     name = getattr(_unwrap(handler), "__module__", None)
@@ -99,16 +101,32 @@ def handler_modules(handler: Callable[..., Any] | None) -> list[str]:
     top = name.partition(".")[0]
     where = getattr(module, "__file__", None)
     root = os.path.dirname(os.path.abspath(where)) if where else None
+    libraries = _vendored_beside(name, where) if where else frozenset()
     found = [name]
     for other, candidate in list(sys.modules.items()):
         if other == name or not isinstance(candidate, ModuleType):
             continue
+        other_top = other.partition(".")[0]
+        if other_top != top and other_top in libraries:
+            continue  # installed beside the handler (pip install -t .): a library
         path = getattr(candidate, "__file__", None) or ""
         same_package = other.partition(".")[0] == top and top != "safehandler"
         beside = bool(root) and path.startswith(os.path.join(root or "", ""))
         if same_package or (beside and is_user_code(path)):
             found.append(other)
     return found
+
+
+def _vendored_beside(name: str, where: str) -> frozenset[str]:
+    """What the distributions installed in the handler's directory, and in the task root its
+    top-level package was imported from, claim as their top-level names."""
+    here = os.path.dirname(os.path.abspath(where))
+    task_root = here
+    if os.path.basename(where).startswith("__init__."):
+        task_root = os.path.dirname(task_root)
+    for _ in range(name.count(".")):
+        task_root = os.path.dirname(task_root)
+    return vendored_names(here) | vendored_names(task_root)
 
 
 def _unwrap(func: Callable[..., Any]) -> Callable[..., Any]:
