@@ -128,6 +128,14 @@ class Owner(NamedTuple):
     site: Site | None  # where it was made
     serial: int  # the scope (invocation) that made it; 0: none (at import, at init)
 
+    def attribute(self, use: Site | None) -> Site | None:
+        """Where to fix what it opened at ``use``: its making, with that first use beside it
+        (``use`` itself when where it was made is not known)."""
+        if self.site is None:
+            return use
+        first_use = (use.filename, use.lineno, use.function) if use is not None else None
+        return self.site._replace(via=self.kind, first_use=first_use)
+
 
 # -- what was created -------------------------------------------------------------------
 
@@ -144,11 +152,7 @@ class Creation(NamedTuple):
     @property
     def attributed_site(self) -> Site | None:
         """Where to fix it: the owner's making, with this first use beside it; else the site."""
-        if self.owner is None or self.owner.site is None:
-            return self.site
-        use = self.site
-        first_use = (use.filename, use.lineno, use.function) if use is not None else None
-        return self.owner.site._replace(via=self.owner.kind, first_use=first_use)
+        return self.site if self.owner is None else self.owner.attribute(self.site)
 
 
 class Handle:

@@ -50,6 +50,7 @@ __all__ = [
     "live_serials",
     "others_live",
     "owner_in",
+    "owner_of",
     "recording",
     "register_owner",
     "reporting_fault",
@@ -279,13 +280,17 @@ def owner_in(frame: FrameType | None) -> Owner | None:
             break  # the owners are libraries' objects, used by the user's code
         if code.co_argcount and code.co_varnames[0] == "self":
             with contextlib.suppress(Exception):  # an unhashable self is no owner
-                found = _owner_of(frame.f_locals.get("self")) or found
+                found = owner_of(frame.f_locals.get("self")) or found
         frame = frame.f_back
     return found
 
 
-def _owner_of(obj: Any) -> Owner | None:
-    owner = _owners.get(obj)
+def owner_of(obj: Any) -> Owner | None:
+    """The owner record of ``obj``, if it is an instance of a watched class."""
+    try:
+        owner = _owners.get(obj)
+    except TypeError:  # not weakly referenceable: never registered
+        owner = None
     if owner is not None:
         return owner
     for klass in type(obj).__mro__:

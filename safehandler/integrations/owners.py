@@ -30,6 +30,9 @@ OWNERS: dict[str, tuple[tuple[str, str], ...]] = {
     "botocore.client": (("BaseClient", "a boto3 client"),),
     "aiohttp.client": (("ClientSession", "aiohttp.ClientSession"),),
     "psycopg_pool.pool": (("ConnectionPool", "psycopg_pool.ConnectionPool"),),
+    # a Session opens its connection at its first query: the line to fix is where it was made
+    # (``db = SessionLocal()`` in a FastAPI dependency), and the DB handle is told so too
+    "sqlalchemy.orm.session": (("Session", "sqlalchemy.orm.Session"),),
 }
 
 

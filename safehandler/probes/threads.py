@@ -109,10 +109,9 @@ class ThreadProbe(Probe):
         if not started:
             return Delta([], removed) if removed else NO_CHANGE
         alive = [(c, t) for c in started if (t := c.ref()) is not None and t.is_alive()]
-        frames = sys._current_frames() if alive else {}
-        waiting = [
-            t for c, t in alive if c.site not in self.proven and not parked(frames.get(t.ident))
-        ]
+        # A parked thread is waited for too: its stop may be queued already (AnyIO stops the
+        # worker of each request when the request's task ends, and it wakes a moment later).
+        waiting = [t for c, t in alive if c.attributed_site not in self.proven]
         grace = self.grace
         remaining = scope.remaining()
         if remaining is not None:  # never wait past the invocation's own deadline
@@ -122,8 +121,8 @@ class ThreadProbe(Probe):
             for thread in waiting:
                 thread.join(max(0.0, deadline - time.monotonic()))
             alive = [(c, t) for c, t in alive if t.is_alive()]
-            frames = sys._current_frames()
-        self.proven.update(c.site for c, _ in alive)
+        frames = sys._current_frames() if alive else {}
+        self.proven.update(c.attributed_site for c, _ in alive)
         added = []
         for creation, thread in alive:
             res = self._resource(creation, thread, parked(frames.get(thread.ident)), invocation)
@@ -163,4 +162,8 @@ class ThreadProbe(Probe):
             for key, (ref, _) in self.retained.items()
             if (thread := ref()) is None or not thread.is_alive()  # type: ignore[operator]
         ]
-        return [self.retained.pop(key)[1] for key in gone]
+        removed = [self.retained.pop(key)[1] for key in gone]
+        # A site whose thread was only slow to finish (it is gone by the next invocation) is
+        # waited for again: one slow exit must not make every later thread of it a finding.
+        self.proven.difference_update(res.site for res in removed)
+        return removed
