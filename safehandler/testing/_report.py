@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._records import Finding, InvocationStats, plural
+from .._records import Finding, InvocationStats, display_path, plural
 from .._redact import redact_obj, redact_text
 from ._limits import LAMBDA_FD_LIMIT
 
@@ -29,6 +29,9 @@ class SoakReport:
     stats: list[InvocationStats] = field(default_factory=list, repr=False)
     fd_exhausted_at: int | None = None  # the first invocation that failed with EMFILE
     fd_limit: int | None = None  # the soft RLIMIT_NOFILE the soak ran under
+    # what the verdict does not fail on but a reader should know: memory not judged yet,
+    # bounded growth
+    notes: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -50,6 +53,7 @@ class SoakReport:
             "fd_limit": self.fd_limit,
             "fd_exhausted_at": self.fd_exhausted_at,
             "findings": [finding.to_dict() for finding in self.findings],
+            "notes": list(self.notes),
             "stats": [list(row) for row in self.stats],
         }
         return dict(redact_obj(out))
@@ -67,6 +71,7 @@ class SoakReport:
             stats=[InvocationStats(*row) for row in data.get("stats", [])],
             fd_exhausted_at=data.get("fd_exhausted_at"),
             fd_limit=data.get("fd_limit"),
+            notes=list(data.get("notes", [])),
         )
 
     def __str__(self) -> str:
@@ -89,6 +94,7 @@ class SoakReport:
                 f"EMFILE at invocation {self.fd_exhausted_at:,}: the process ran out of file "
                 f"descriptors{limit}; every later invocation that opens one fails"
             )
+        lines += [f"note: {note}" for note in self.notes]
         if self.clean:
             lines.append("verdict: clean, nothing outlived its invocation")
             return "\n".join(lines)
@@ -99,6 +105,9 @@ class SoakReport:
             path = finding.extra.get("path")
             if path:
                 lines.append(f"      {path}")
+            for site in finding.extra.get("allocated_at", ()):
+                where = f"{display_path(site['file'])}:{site['line']}"
+                lines.append(f"      allocated at {where}: +{site['bytes'] / 2**20:,.1f} MiB")
         lines.append(ADVICE)
         return "\n".join(lines)
 
