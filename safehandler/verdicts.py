@@ -45,6 +45,8 @@ __all__ = [
     "MemoryTrend",
     "Verdict",
     "is_immediate",
+    "is_immediate_finding",
+    "stopped_growing",
 ]
 
 # Global state that is not the handler's to change: one change, even in the first invocation,
@@ -64,12 +66,38 @@ def is_immediate(res: Resource) -> bool:
     return res.kind == "global" and res.noun in IMMEDIATE_NOUNS
 
 
+def is_immediate_finding(finding: Finding) -> bool:
+    """``is_immediate`` for a finding: a running thread or process, shared state changed."""
+    if finding.kind in _IMMEDIATE_KINDS:
+        return finding.noun != "idle thread"
+    return finding.kind == "global" and finding.noun in IMMEDIATE_NOUNS
+
+
+# A growth that stopped is bounded only after this many invocations without it, at least.
+_BOUNDED_QUIET = 10
+
+
+def stopped_growing(
+    finding: Finding, last_grew: int, now: int, grew_with: set[str], seen_since: set[str]
+) -> bool:
+    """Bounded, not a leak: a container or pool whose growth stopped once the events repeated
+    (a memo of ten tenants, a pool that stops at three). Every event that grew it came again
+    after its last growth without growing it, for at least as many invocations as the growth
+    took (and ten). A running thread and changed shared state are never bounded: they do harm
+    however few they are; nor is memory, judged by its own trend."""
+    if finding.kind == "memory" or is_immediate_finding(finding) or not last_grew:
+        return False
+    quiet = now - last_grew
+    return quiet >= max(last_grew, _BOUNDED_QUIET) and grew_with <= seen_since
+
+
 class GroupHistory(NamedTuple):
     """What the tracker knows of one group: its latest detail, its peak, when it grew."""
 
     latest: str
     peak: int
     grew_at: list[int]  # the first thousand invocations that grew it
+    last_grew: int = 0  # the last invocation that grew it
 
 
 _GREW_AT_KEPT = 1000
@@ -82,6 +110,7 @@ class _SiteState:
         "grew_at",
         "grew_in",
         "high",
+        "last_grew",
         "live",
         "reported_live",
         "sample",
@@ -96,6 +125,7 @@ class _SiteState:
         self.reported_live = 0  # total (live + cleaned) at the last report
         self.cleaned = 0  # closed by safehandler's cleanup: still left open by the handler
         self.grew_at: list[int] = []  # the first invocations that grew it
+        self.last_grew = 0
 
     @property
     def total(self) -> int:
@@ -146,6 +176,7 @@ class LeakTracker:
             if invocation <= self.warmup and not is_immediate(state.sample):
                 continue
             state.grew_in += 1
+            state.last_grew = invocation
             if len(state.grew_at) < _GREW_AT_KEPT:
                 state.grew_at.append(invocation)
             if self._due(state):
@@ -225,7 +256,9 @@ class LeakTracker:
         state = self.sites.get(group)
         if state is None:
             return None
-        return GroupHistory(state.sample.detail, state.high + state.cleaned, list(state.grew_at))
+        return GroupHistory(
+            state.sample.detail, state.high + state.cleaned, list(state.grew_at), state.last_grew
+        )
 
     def open_counts(self) -> list[tuple[int, Site | None, str]]:
         """(live count, site, description) per group with something open, largest first."""

@@ -23,6 +23,7 @@ from ..errors import LeakError
 from ..guard import engine_of, guard
 from ..policy import Policy
 from ..probes.memory import TRACE_FRAMES, growth_sites
+from ..verdicts import stopped_growing
 from ._context import FakeLambdaContext
 from ._events import labelled
 from ._progress import Progress
@@ -108,13 +109,15 @@ def soak(
         finally:
             bar.close()
     seconds = time.perf_counter() - started
-    findings = tracing.explain(_merge(collected, engine, outcomes, start_invocation))
+    merged = _merge(collected, engine, outcomes, start_invocation)
+    findings, bounded = _bounded(merged, engine, outcomes)
+    findings = tracing.explain(findings)
     return SoakReport(
         handler=name or _describe(handler),
         invocations=done,
         errors=sum(errors.values()),
         findings=findings,
-        notes=_notes(engine, done, findings),
+        notes=_notes(engine, done, findings) + bounded,
         seconds=seconds,
         error_types=errors,
         stats=stats,
@@ -167,6 +170,30 @@ class _GrowthTrace:
             f.replace(extra={**f.extra, "allocated_at": sites}) if f.kind == "memory" else f
             for f in findings
         ]
+
+
+def _bounded(
+    findings: list[Finding], engine: Engine, outcomes: Mapping[int, tuple[str, str | None]]
+) -> tuple[list[Finding], list[str]]:
+    """The findings whose growth stopped once the events repeated: notes, not a failing
+    verdict (``verdicts.stopped_growing``)."""
+    kept, notes = [], []
+    now = engine.invocation
+    for finding in findings:
+        history = engine.history(finding.group) if finding.group is not None else None
+        last = history.last_grew if history else 0
+        grew_with = {outcomes[n][0] for n in history.grew_at if n in outcomes} if history else set()
+        seen_since = {label for n, (label, _) in outcomes.items() if n > last}
+        if history and stopped_growing(finding, last, now, grew_with, seen_since):
+            told = str(finding).rsplit(", reported at invocation", 1)[0]
+            notes.append(
+                f"bounded, not a leak: {told}; it stopped growing at invocation "
+                f"{last - (now - len(outcomes)):,} and the same events did not grow it in the "
+                f"{now - last:,} invocations since"
+            )
+        else:
+            kept.append(finding)
+    return kept, notes
 
 
 def _site_dict(filename: str, lineno: int, size: int) -> dict[str, Any]:
