@@ -13,6 +13,7 @@ from typing import Any
 
 from .._records import Finding, InvocationStats, display_path, plural
 from .._redact import redact_obj, redact_text
+from ..report import advice
 from ._limits import LAMBDA_FD_LIMIT
 
 __all__ = ["ADVICE", "SoakReport"]
@@ -108,7 +109,7 @@ class SoakReport:
             for site in finding.extra.get("allocated_at", ()):
                 where = f"{display_path(site['file'])}:{site['line']}"
                 lines.append(f"      allocated at {where}: +{site['bytes'] / 2**20:,.1f} MiB")
-        lines.append(ADVICE)
+            lines.append(f"      fix: {advice(finding)}")
         return "\n".join(lines)
 
 
