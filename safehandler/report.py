@@ -159,6 +159,11 @@ _FD_RULES: tuple[tuple[Callable[[Finding, str], bool], str], ...] = (
     ),
     (lambda f, via: f.noun == "pipe", "close both ends (os.close) before returning"),
     (
+        lambda f, via: via == "sqlite3.connect",
+        "close the connection before returning: `with contextlib.closing(sqlite3.connect(...)) "
+        "as conn:` (`with conn:` alone only commits), or connect once at module level",
+    ),
+    (
         lambda f, via: f.noun == "anonymous temporary file",
         "`with tempfile.TemporaryFile() as f:` closes (and frees) it",
     ),

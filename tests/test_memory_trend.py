@@ -129,3 +129,24 @@ def test_a_boto3_client_kept_per_call_is_found_within_300_with_its_allocation_li
     [top, *_] = finding.extra["allocated_at"]
     assert (top["file"], top["line"]) == (__file__, line_of("boto3-allocates"))
     assert f"allocated at tests/test_memory_trend.py:{line_of('boto3-allocates')}" in str(report)
+
+
+def test_growth_outside_the_python_heap_is_said_to_be_native() -> None:
+    blocks: list[mmap.mmap] = []
+
+    def handler(event: Any, context: Any) -> None:
+        block = mmap.mmap(-1, 300 * KIB)  # not the Python allocator's: tracemalloc sees none
+        block.write(b"x" * (300 * KIB))
+        blocks.append(block)
+
+    try:
+        report = soak(handler, invocations=230)
+    finally:
+        for block in blocks:
+            block.close()
+    [finding] = [f for f in report.findings if f.kind == "memory"]
+    assert finding.invocation == 200  # found within 300
+    assert finding.extra["allocated_at"] == []
+    assert "allocated at: no Python allocation grew (tracemalloc): the growth is native" in str(
+        report
+    )

@@ -372,6 +372,8 @@ def _file(fd: int, target: str, files: dict[str, list[Creation]], invocation: in
         noun, detail = "file", f"open on {target}"
     opened = matches.pop() if matches else None
     site = opened.site if opened is not None else None
+    if site is not None and site.via is None and opened is not None and opened.detail:
+        site = site._replace(via=opened.detail)  # sqlite3.connect: a connection's file
     return Resource("fd", fd, noun, detail, site, invocation)
 
 

@@ -68,11 +68,14 @@ if hasattr(os, "register_at_fork"):
 TRACE_FRAMES = 64  # deep enough to reach the user's line from inside a library's allocation
 
 
-def growth_sites(before: Any, after: Any, top: int = 3) -> list[tuple[str, int, int]]:
+def growth_sites(
+    before: Any, after: Any, top: int = 3, at_least: int = 64 * 1024
+) -> list[tuple[str, int, int]]:
     """The lines whose allocations grew most between two ``tracemalloc`` snapshots:
     ``(filename, line, bytes)``, largest first. A block allocated inside a library is told at
     the first line of user code that led to it (``boto3.client(...)``, not botocore's
-    loader); blocks with no user frame at their innermost library frame."""
+    loader); blocks with no user frame at their innermost library frame. Lines that grew by
+    less than ``at_least`` bytes are left out: growth that small is not what fills memory."""
     grown: dict[tuple[str, int], int] = {}
     for stat in after.compare_to(before, "traceback"):
         if stat.size_diff <= 0:
@@ -83,5 +86,7 @@ def growth_sites(before: Any, after: Any, top: int = 3) -> list[tuple[str, int, 
         frame = users[-1] if users else (own[-1] if own else frames[-1])
         key = (frame.filename, frame.lineno)
         grown[key] = grown.get(key, 0) + stat.size_diff
-    ranked = sorted(grown.items(), key=lambda item: -item[1])[:top]
+    ranked = sorted(
+        ((key, size) for key, size in grown.items() if size >= at_least), key=lambda item: -item[1]
+    )[:top]
     return [(filename, lineno, size) for (filename, lineno), size in ranked]

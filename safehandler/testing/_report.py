@@ -106,9 +106,7 @@ class SoakReport:
             path = finding.extra.get("path")
             if path:
                 lines.append(f"      {path}")
-            for site in finding.extra.get("allocated_at", ()):
-                where = f"{display_path(site['file'])}:{site['line']}"
-                lines.append(f"      allocated at {where}: +{site['bytes'] / 2**20:,.1f} MiB")
+            lines += _allocation_lines(finding)
             lines.append(f"      fix: {advice(finding)}")
         return "\n".join(lines)
 
@@ -117,6 +115,23 @@ ADVICE = (
     "fix: close what the handler opens before it returns (`with` or try/finally), or create it "
     "once at module level and reuse it; join threads before returning."
 )
+
+
+def _allocation_lines(finding: Finding) -> list[str]:
+    if "allocated_at" not in finding.extra:
+        return []
+    sites = finding.extra["allocated_at"]
+    if not sites:
+        return [
+            "      allocated at: no Python allocation grew (tracemalloc): the growth is native "
+            "memory, a C extension's or the allocator's"
+        ]
+    lines = []
+    for site in sites:
+        size = site["bytes"]
+        amount = f"{size / 2**20:,.1f} MiB" if size >= 2**20 else f"{size / 1024:,.0f} KiB"
+        lines.append(f"      allocated at {display_path(site['file'])}:{site['line']}: +{amount}")
+    return lines
 
 
 def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMIT) -> list[str]:
