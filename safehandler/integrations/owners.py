@@ -78,9 +78,15 @@ def _wrap(cls: type, kind: str) -> None:
         frame = sys._getframe(1)
         try:
             register_owner(self, kind, frame, bundles=bundles)
-        except Exception as exc:  # noqa: BLE001 - the user's object is made: keep it
-            reporting_fault(kind, exc)
+            registered = True
+        except Exception:  # noqa: BLE001 - a hash that needs the object's state: after it
+            registered = False
         original(self, *args, **kwargs)
+        if not registered:
+            try:
+                register_owner(self, kind, frame, bundles=bundles)
+            except Exception as exc:  # noqa: BLE001 - the user's object is made: keep it
+                reporting_fault(kind, exc)
         if made_in_init is not None:
             try:
                 made = made_in_init(self)

@@ -8,6 +8,13 @@ or the gate says a new fd may be open, each new fd is described: what it is (fil
 pipe), where it points, and the site that created it, matched from the creation events of this
 invocation. A file or socket opened and closed within the invocation costs the gate, not a
 listing.
+
+Every kind has a site and a stable group: an anonymous temporary file (``O_TMPFILE``, read
+back as ``/tmp/#123 (deleted)``) is matched to the directory ``open`` was given and grouped by
+it; pipes and memfds, which no audit event tells, are matched to the ``os.pipe`` and
+``os.memfd_create`` wrappers' records (``_scope``), only when the fd is of the kind recorded;
+the fds of an owner that bundles them (an event loop's epoll and self-pipe) are one resource
+at the owner's line.
 """
 
 from __future__ import annotations

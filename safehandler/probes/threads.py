@@ -8,6 +8,9 @@ Parked is not running. A thread blocked waiting for work with no timeout (an idl
 executor, a consumer on an empty queue) will not wake by itself: it is an *idle thread*,
 counted like any resource (a per-call executor grows them). A thread that will wake by itself
 (a timer, a sleeper, a poll loop) is background work that resumes inside a later invocation.
+Both get the grace period: a parked worker may have its stop queued already (AnyIO stops the
+worker of each request as the request ends). A site whose thread outlived the grace is not
+waited for again, until one of its threads turns out to have been only slow.
 A thread an object opened lazily (an executor's worker) is told as made where the object was
 made; one opened by an object made before this invocation (a module-level executor) is that
 object's, not this invocation's.
