@@ -117,3 +117,23 @@ def test_growth_that_stopped_only_lately_is_still_a_finding(listener: socket.soc
             sock.close()
     [finding] = report.findings
     assert (finding.kind, finding.count) == ("socket", 60)
+
+
+def test_the_html_report_shows_the_notes_and_each_fix() -> None:
+    from safehandler.testing.html_report import render_html
+
+    report = soak(memo_handler, events=TENANTS, invocations=100)
+    page = render_html(report)
+    assert "<h2>Notes</h2>" in page
+    assert "bounded, not a leak: tests.test_bounded.MEMO grew" in page
+    kept: list[Any] = []
+
+    def leaky(event: Any, context: Any) -> None:
+        kept.append(open(__file__, "rb"))
+
+    try:
+        page = render_html(soak(leaky, invocations=5))
+    finally:
+        for file in kept:
+            file.close()
+    assert '<span class="advice">fix: close it before returning' in page

@@ -16,7 +16,7 @@ from .._redact import redact_obj, redact_text
 from ..report import advice
 from ._limits import LAMBDA_FD_LIMIT
 
-__all__ = ["ADVICE", "SoakReport"]
+__all__ = ["SoakReport"]
 
 
 @dataclass
@@ -109,12 +109,6 @@ class SoakReport:
             lines += _allocation_lines(finding)
             lines.append(f"      fix: {advice(finding)}")
         return "\n".join(lines)
-
-
-ADVICE = (
-    "fix: close what the handler opens before it returns (`with` or try/finally), or create it "
-    "once at module level and reuse it; join threads before returning."
-)
 
 
 def _allocation_lines(finding: Finding) -> list[str]:
