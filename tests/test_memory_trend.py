@@ -150,3 +150,25 @@ def test_growth_outside_the_python_heap_is_said_to_be_native() -> None:
     assert "allocated at: no Python allocation grew (tracemalloc): the growth is native" in str(
         report
     )
+
+
+def test_a_soak_that_raises_out_leaves_tracemalloc_off() -> None:
+    import tracemalloc
+
+    blocks: list[mmap.mmap] = []
+
+    def handler(event: Any, context: Any) -> None:
+        if len(blocks) == 178:  # the floor rose twice: tracing its sample
+            assert tracemalloc.is_tracing()
+            raise KeyboardInterrupt  # the soak itself stops here
+        block = mmap.mmap(-1, 300 * KIB)
+        block.write(b"x" * (300 * KIB))
+        blocks.append(block)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            soak(handler, invocations=300)
+    finally:
+        for block in blocks:
+            block.close()
+    assert not tracemalloc.is_tracing()

@@ -108,6 +108,7 @@ def soak(
                 bar.update(done)
         finally:
             bar.close()
+            tracing.finish()  # tracemalloc off again, whatever happened
     seconds = time.perf_counter() - started
     merged = _merge(collected, engine, outcomes, start_invocation)
     findings, bounded = _bounded(merged, engine, outcomes)
@@ -155,16 +156,19 @@ class _GrowthTrace:
             self.before = tracemalloc.take_snapshot()
 
     def _stop(self) -> None:
+        self.sites = []  # once, even if the snapshot fails
         try:
             self.sites = growth_sites(self.before, tracemalloc.take_snapshot())
         finally:
             tracemalloc.stop()
 
+    def finish(self) -> None:
+        if self.before is not None and self.sites is None:
+            self._stop()
+
     def explain(self, findings: list[Finding]) -> list[Finding]:
         if self.before is None:
             return findings
-        if self.sites is None:
-            self._stop()
         sites = [_site_dict(*site) for site in self.sites or ()]
         return [
             f.replace(extra={**f.extra, "allocated_at": sites}) if f.kind == "memory" else f
