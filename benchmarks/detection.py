@@ -33,7 +33,14 @@ one's growth); the peer server and MariaDB's ``max_connections`` are set up here
 takes about a minute, most of it MariaDB accepting the unguarded handler's 1,000 connections.
 
     .venv/bin/python benchmarks/detection.py
-    (options: --max 1500 --soak-invocations 100 --soak-memory 600 --kinds file,... --json OUT)
+    (options: --max 1500 --soak-invocations 100 --soak-memory 600 --kinds file,...
+     --cases requests,httpx,... --json OUT)
+
+Then the findings cases (``_finding_cases.py``): a client, executor, ORM Session or FastAPI
+dependency made per call, each fd kind (TemporaryFile, Popen pipes, os.pipe, memfd, an event
+loop) kept per call, a boto3 client kept per call (memory), and a memo of ten tenants
+(bounded). For each, the invocation at which the default guard and a soak first report it, and
+whether the finding names the line to fix.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from types import ModuleType
 from typing import Any
 
 import _common
+import _finding_cases
 
 LAMBDA_FDS = 1024
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
@@ -283,6 +291,11 @@ def worker(mode: str, key: str, config: dict[str, Any], args: argparse.Namespace
     """One run (guard or soak) of one kind, in this fresh process."""
     os.environ["SAFEHANDLER_HEALTH_FILE"] = os.path.join(config["directory"], "health.json")
     sys.path.insert(0, config["directory"])
+    if mode.startswith("findings-"):
+        os.environ["TMPDIR"] = config["directory"]
+        app = importlib.import_module("detect_findings_app")
+        app.setup(config["url"], config["db"])
+        return _finding_cases.worker(mode.removeprefix("findings-"), key, app, args.max)
     module = importlib.import_module("detect_app")
     module.PEER, module.DB, module.MYSQL = tuple(config["peer"]), config["db"], config["mysql"]
     _, name, kinds, _ = KINDS[key]
@@ -361,6 +374,36 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def measure_findings(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The owner, fd-kind, memory and bounded cases, each run in a fresh process."""
+    rows = []
+    env = _common.clean_env()
+    with (
+        tempfile.TemporaryDirectory(prefix="safehandler-bench-findings-") as tmp,
+        _finding_cases.http_server(env) as url,
+    ):
+        Path(tmp, "detect_findings_app.py").write_text(_finding_cases.APP, encoding="utf-8")
+        config = {
+            "directory": tmp,
+            "url": url,
+            "db": os.path.join(tmp, "app.db"),
+            "peer": [],
+            "mysql": {},
+        }
+        redis_up = _finding_cases.redis_answers()
+        for key, case in _finding_cases.CASES.items():
+            if key not in args.cases.split(","):
+                continue
+            if case.needs_redis and not redis_up:
+                print(f"(skipped {case.label}: nothing answers on 127.0.0.1:6379)", file=sys.stderr)
+                continue
+            row: dict[str, Any] = {"case": key, "label": case.label}
+            row["guard"] = run_worker("findings-guard", key, config, args)
+            row["soak"] = run_worker("findings-soak", key, config, args)
+            rows.append(row)
+    return rows
+
+
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         "Invocation numbers (1 = the first call). Guard: the default production policy, called "
@@ -426,6 +469,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--soak-memory", type=int, default=600, help="soak length, memory (600)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated leak kinds")
+    parser.add_argument(
+        "--cases",
+        default=",".join(_finding_cases.CASES),
+        help="comma-separated findings cases (owners, fd kinds, memory, bounded); '' for none",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the numbers to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # "guard:file", "soak:memory"
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -437,13 +485,20 @@ def main(argv: list[str] | None = None) -> int:
     if any(k.startswith("SAFEHANDLER_") for k in os.environ):
         print("note: SAFEHANDLER_* variables are set: the 'default' policy is not", file=sys.stderr)
     started = time.perf_counter()
-    rows = measure(args)
-    info = _common.machine("pymysql")
+    rows = measure(args) if args.kinds else []
+    cases = measure_findings(args) if args.cases else []
+    info = _common.machine("pymysql", "requests", "httpx", "redis", "boto3", "sqlalchemy")
     print(_common.machine_line(info))
-    print()
-    print(markdown(rows, args))
+    if rows:
+        print()
+        print(markdown(rows, args))
+    if cases:
+        print()
+        print(_finding_cases.markdown(cases))
     print(f"\n(run took {time.perf_counter() - started:.1f} s)")
-    _common.write_json(args.json, {"machine": info, "settings": vars(args), "results": rows})
+    _common.write_json(
+        args.json, {"machine": info, "settings": vars(args), "results": rows, "cases": cases}
+    )
     return 0
 
 

@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 Kind = Literal["fd", "socket", "db_connection", "thread", "process", "global", "memory"]
-CreationKind = Literal["file", "socket", "thread", "process", "atexit"]
+# "fd": one made by a call the audit hook does not see (os.pipe, os.memfd_create, an epoll)
+CreationKind = Literal["file", "socket", "thread", "process", "atexit", "fd"]
 
 
 # -- where ------------------------------------------------------------------------------
@@ -127,6 +128,18 @@ class Owner(NamedTuple):
     kind: str  # "requests.Session", "concurrent.futures.ThreadPoolExecutor"
     site: Site | None  # where it was made
     serial: int  # the scope (invocation) that made it; 0: none (at import, at init)
+    # its fds are one resource, told as its own (an event loop's epoll and self-pipe sockets)
+    bundles: bool = False
+
+    def attribute(self, use: Site | None) -> Site | None:
+        """Where to fix what it opened at ``use``: its making, with that first use beside it
+        (``use`` itself when where it was made is not known)."""
+        if self.site is None:
+            return use
+        first_use = None  # (none beside it when it is the same line: made and used at once)
+        if use is not None and (use.filename, use.lineno) != (self.site.filename, self.site.lineno):
+            first_use = (use.filename, use.lineno, use.function)
+        return self.site._replace(via=self.kind, first_use=first_use)
 
 
 # -- what was created -------------------------------------------------------------------
@@ -144,11 +157,7 @@ class Creation(NamedTuple):
     @property
     def attributed_site(self) -> Site | None:
         """Where to fix it: the owner's making, with this first use beside it; else the site."""
-        if self.owner is None or self.owner.site is None:
-            return self.site
-        use = self.site
-        first_use = (use.filename, use.lineno, use.function) if use is not None else None
-        return self.owner.site._replace(via=self.owner.kind, first_use=first_use)
+        return self.site if self.owner is None else self.owner.attribute(self.site)
 
 
 class Handle:

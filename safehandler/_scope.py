@@ -50,6 +50,8 @@ __all__ = [
     "live_serials",
     "others_live",
     "owner_in",
+    "owner_of",
+    "record_fds",
     "recording",
     "register_owner",
     "reporting_fault",
@@ -258,12 +260,13 @@ def watch_owner_class(cls: type, kind: str) -> None:
     _owner_classes[cls] = kind
 
 
-def register_owner(obj: Any, kind: str, frame: FrameType | None) -> None:
-    """``obj`` (a client, a session, an executor) was just made at ``frame``: a resource it
-    opens later is told as made there, and by which invocation (none: at import, at init)."""
+def register_owner(obj: Any, kind: str, frame: FrameType | None, *, bundles: bool = False) -> None:
+    """``obj`` (a client, a session, an executor) is being made at ``frame``: a resource it
+    opens, in its ``__init__`` or later, is told as made there, and by which invocation (none:
+    at import, at init). ``bundles``: the fds it opens are one resource of it."""
     scope = current()
     with contextlib.suppress(TypeError):  # not weakly referenceable: never an owner
-        _owners[obj] = Owner(kind, capture_site(frame), scope.serial if scope else 0)
+        _owners[obj] = Owner(kind, capture_site(frame), scope.serial if scope else 0, bundles)
 
 
 def owner_in(frame: FrameType | None) -> Owner | None:
@@ -279,13 +282,17 @@ def owner_in(frame: FrameType | None) -> Owner | None:
             break  # the owners are libraries' objects, used by the user's code
         if code.co_argcount and code.co_varnames[0] == "self":
             with contextlib.suppress(Exception):  # an unhashable self is no owner
-                found = _owner_of(frame.f_locals.get("self")) or found
+                found = owner_of(frame.f_locals.get("self")) or found
         frame = frame.f_back
     return found
 
 
-def _owner_of(obj: Any) -> Owner | None:
-    owner = _owners.get(obj)
+def owner_of(obj: Any) -> Owner | None:
+    """The owner record of ``obj``, if it is an instance of a watched class."""
+    try:
+        owner = _owners.get(obj)
+    except TypeError:  # not weakly referenceable: never registered
+        owner = None
     if owner is not None:
         return owner
     for klass in type(obj).__mro__:
@@ -327,6 +334,7 @@ def install() -> None:
     sys.addaudithook(_audit)
     _wrap_thread_start()
     _wrap_atexit_register()
+    _wrap_fd_makers()
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -412,6 +420,46 @@ def _wrap_atexit_register() -> None:
 
     register.__safehandler__ = True  # type: ignore[attr-defined]
     atexit.register = register  # type: ignore[assignment]
+
+
+def record_fds(fds: tuple[int, ...], what: str, frame: FrameType) -> None:
+    """fds made at ``frame`` by a call the audit hook does not see: their creation site."""
+    scope = current()
+    if scope is None:
+        return
+    try:
+        site = capture_site(frame)
+        scope.creations.append(Creation("fd", site, fds, what, owner=owner_in(frame)))
+    except Exception as exc:  # noqa: BLE001 - the fds are made: only their site is lost
+        reporting_fault("fd", exc)
+
+
+# The calls that make an fd without an audit event, and what their fds are (a /proc target
+# prefix: a recorded fd number is matched only to an fd of that kind, never a reused one).
+_FD_MAKERS = (("pipe", "pipe:"), ("pipe2", "pipe:"), ("memfd_create", "/memfd:"))
+
+
+def _wrap_fd_makers() -> None:
+    """``os.pipe`` (``subprocess`` makes its pipes with it), ``os.pipe2`` and
+    ``os.memfd_create``, called through ``os``: their fds get the line that made them. (Code
+    that bound the name before the first guard, ``from os import pipe``, goes unseen.)"""
+    for name, what in _FD_MAKERS:
+        original = getattr(os, name, None)
+        if original is None or getattr(original, "__safehandler__", False):
+            continue
+        setattr(os, name, _fd_maker(original, what))
+
+
+def _fd_maker(original: Callable[..., Any], what: str) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def make(*args: Any, **kwargs: Any) -> Any:
+        made = original(*args, **kwargs)
+        if _live:  # outside every invocation: one set's truth test, nothing recorded
+            record_fds(made if isinstance(made, tuple) else (made,), what, sys._getframe(1))
+        return made
+
+    make.__safehandler__ = True  # type: ignore[attr-defined]
+    return make
 
 
 @contextlib.contextmanager

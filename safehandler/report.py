@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._constants import LOGGER_NAME
@@ -14,7 +14,7 @@ from ._redact import redact_obj, redact_text
 if TYPE_CHECKING:
     from .health import Health
 
-__all__ = ["log_event", "log_finding", "log_unhealthy"]
+__all__ = ["advice", "log_event", "log_finding", "log_unhealthy"]
 
 
 def _is_powertools(logger: Any) -> bool:
@@ -38,6 +38,7 @@ def log_finding(logger: Any, finding: Finding) -> None:
     fields = finding.to_dict()
     del fields["detail"]  # it is the message
     del fields["created_at"]  # the site says it in a line: for reports read back, not logs
+    fields["fix"] = advice(finding)
     log_event(logger, "safehandler.leak", f"safehandler: {finding}", fields)
 
 
@@ -62,3 +63,125 @@ def log_unhealthy(
             ],
         },
     )
+
+
+# -- what to do: one fix line per finding, fitted to what leaked -------------------------
+
+_CLOSE = "close it before returning (`with` or try/finally)"
+_SHARED_STATE_FIX = {
+    "stdlib attribute": "do not rebind the standard library per call; if it must change, "
+    'change it once at import, or let isolation="restore" put it back',
+    "builtin": "do not rebind builtins per call; change them once at import, if at all",
+    "sys.modules entry": "import modules at module level instead of editing sys.modules per call",
+    "environment variable": "pass the value explicitly instead of setting os.environ per call "
+    '(or let isolation="restore" put it back)',
+    "sys.path entry": "set sys.path once at import, not per call",
+    "logging handler": "add logging handlers once at import: one per call repeats every line "
+    "and holds its file open",
+    "working directory": "use absolute paths instead of os.chdir per call",
+    "signal handler": "install signal handlers once at import",
+    "atexit callback": "register exit callbacks once at import",
+}
+_CACHE_FIX = (
+    "bound it (functools.lru_cache(maxsize=...), a size limit or an eviction), or, if it is a "
+    "cache meant to hold this much, mark it with allow_global"
+)
+
+
+def advice(finding: Finding) -> str:
+    """The ``fix:`` line for one finding: close or ``with`` for resources, a module-level
+    object for clients and executors, a bound or ``allow_global`` for caches, restore or leave
+    alone for the standard library, join for threads."""
+    via = finding.site.via if finding.site is not None else None
+    return _FIXES.get(finding.kind, _fd_fix)(finding, via or "")
+
+
+def _memory_fix(finding: Finding, via: str) -> str:
+    return (
+        "find what keeps growing (in a soak, the allocation lines above) and bound it or free "
+        "it per call"
+    )
+
+
+def _global_fix(finding: Finding, via: str) -> str:
+    return _SHARED_STATE_FIX.get(finding.noun, _CACHE_FIX)
+
+
+def _thread_fix(finding: Finding, via: str) -> str:
+    if "Executor" in via:
+        name = via.rpartition(".")[2]
+        return (
+            f"create the {name} once at module level and reuse it, or use it as "
+            f"`with {name}() as executor:` so that it is shut down"
+        )
+    if finding.noun == "idle thread":
+        return "stop the worker before returning (send it its stop), or start it once at import"
+    return (
+        "join the thread before returning (thread.join()): one left running resumes inside a "
+        "later invocation"
+    )
+
+
+def _process_fix(finding: Finding, via: str) -> str:
+    return "wait for the child before returning (subprocess.run, or proc.wait()/communicate())"
+
+
+def _db_fix(finding: Finding, via: str) -> str:
+    if finding.noun == "SQLAlchemy Session":
+        return (
+            "close the Session: `with Session(engine) as session:`; in a FastAPI dependency, "
+            "`try: yield db` then `finally: db.close()`"
+        )
+    if finding.noun == "SQLAlchemy engine":
+        return (
+            "create the engine once at module level and reuse it (a pool made per call lives "
+            "until the garbage collector runs), or engine.dispose() before returning"
+        )
+    return f"{_CLOSE}, or connect once at module level and reuse the connection"
+
+
+# fds and sockets: the first rule that fits, from what made it to what it is
+_FD_RULES: tuple[tuple[Callable[[Finding, str], bool], str], ...] = (
+    (
+        lambda f, via: via == "asyncio event loop",
+        "close the loop (loop.close()), or run the coroutine with asyncio.run(), which does",
+    ),
+    (
+        # a client's pooled connections: the owner's line, its first use beside it
+        lambda f, via: bool(via) and f.site is not None and f.site.first_use is not None,
+        "create the {name} once at module level and reuse it (its connections are pooled), or "
+        "close it before returning (`with` or .close())",
+    ),
+    (
+        lambda f, via: f.noun == "pipe" and via.startswith("subprocess.Popen"),
+        "close the child's pipes: `with subprocess.Popen(...) as proc:`, or "
+        "subprocess.run(...), which does",
+    ),
+    (lambda f, via: f.noun == "pipe", "close both ends (os.close) before returning"),
+    (
+        lambda f, via: via == "sqlite3.connect",
+        "close the connection before returning: `with contextlib.closing(sqlite3.connect(...)) "
+        "as conn:` (`with conn:` alone only commits), or connect once at module level",
+    ),
+    (
+        lambda f, via: f.noun == "anonymous temporary file",
+        "`with tempfile.TemporaryFile() as f:` closes (and frees) it",
+    ),
+    (lambda f, via: f.kind == "socket", f"{_CLOSE}, or open it once at module level and reuse it"),
+)
+
+
+def _fd_fix(finding: Finding, via: str) -> str:
+    for fits, text in _FD_RULES:
+        if fits(finding, via):
+            return text.format(name=via.removeprefix("a "))
+    return f"{_CLOSE}: `with open(...) as f:`"
+
+
+_FIXES: dict[str, Callable[[Finding, str], str]] = {
+    "memory": _memory_fix,
+    "global": _global_fix,
+    "thread": _thread_fix,
+    "process": _process_fix,
+    "db_connection": _db_fix,
+}

@@ -19,6 +19,7 @@ probes carry the actions out.
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -44,6 +45,8 @@ __all__ = [
     "MemoryTrend",
     "Verdict",
     "is_immediate",
+    "is_immediate_finding",
+    "stopped_growing",
 ]
 
 # Global state that is not the handler's to change: one change, even in the first invocation,
@@ -63,12 +66,38 @@ def is_immediate(res: Resource) -> bool:
     return res.kind == "global" and res.noun in IMMEDIATE_NOUNS
 
 
+def is_immediate_finding(finding: Finding) -> bool:
+    """``is_immediate`` for a finding: a running thread or process, shared state changed."""
+    if finding.kind in _IMMEDIATE_KINDS:
+        return finding.noun != "idle thread"
+    return finding.kind == "global" and finding.noun in IMMEDIATE_NOUNS
+
+
+# A growth that stopped is bounded only after this many invocations without it, at least.
+_BOUNDED_QUIET = 10
+
+
+def stopped_growing(
+    finding: Finding, last_grew: int, now: int, grew_with: set[str], seen_since: set[str]
+) -> bool:
+    """Bounded, not a leak: a container or pool whose growth stopped once the events repeated
+    (a memo of ten tenants, a pool that stops at three). Every event that grew it came again
+    after its last growth without growing it, for at least as many invocations as the growth
+    took (and ten). A running thread and changed shared state are never bounded: they do harm
+    however few they are; nor is memory, judged by its own trend."""
+    if finding.kind == "memory" or is_immediate_finding(finding) or not last_grew:
+        return False
+    quiet = now - last_grew
+    return quiet >= max(last_grew, _BOUNDED_QUIET) and grew_with <= seen_since
+
+
 class GroupHistory(NamedTuple):
     """What the tracker knows of one group: its latest detail, its peak, when it grew."""
 
     latest: str
     peak: int
     grew_at: list[int]  # the first thousand invocations that grew it
+    last_grew: int = 0  # the last invocation that grew it
 
 
 _GREW_AT_KEPT = 1000
@@ -81,6 +110,7 @@ class _SiteState:
         "grew_at",
         "grew_in",
         "high",
+        "last_grew",
         "live",
         "reported_live",
         "sample",
@@ -95,6 +125,7 @@ class _SiteState:
         self.reported_live = 0  # total (live + cleaned) at the last report
         self.cleaned = 0  # closed by safehandler's cleanup: still left open by the handler
         self.grew_at: list[int] = []  # the first invocations that grew it
+        self.last_grew = 0
 
     @property
     def total(self) -> int:
@@ -145,6 +176,7 @@ class LeakTracker:
             if invocation <= self.warmup and not is_immediate(state.sample):
                 continue
             state.grew_in += 1
+            state.last_grew = invocation
             if len(state.grew_at) < _GREW_AT_KEPT:
                 state.grew_at.append(invocation)
             if self._due(state):
@@ -224,7 +256,9 @@ class LeakTracker:
         state = self.sites.get(group)
         if state is None:
             return None
-        return GroupHistory(state.sample.detail, state.high + state.cleaned, list(state.grew_at))
+        return GroupHistory(
+            state.sample.detail, state.high + state.cleaned, list(state.grew_at), state.last_grew
+        )
 
     def open_counts(self) -> list[tuple[int, Site | None, str]]:
         """(live count, site, description) per group with something open, largest first."""
@@ -236,58 +270,141 @@ class LeakTracker:
         return sorted(rows, key=lambda row: -row[0])
 
 
+class _Floors:
+    """The lowest RSS of each window of ``size`` invocations; the last four kept."""
+
+    __slots__ = ("_current", "_seen", "floors", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.floors: deque[int] = deque(maxlen=4)  # bounded: never one entry per window
+        self._current: int | None = None
+        self._seen = 0
+
+    def add(self, rss: int) -> bool:
+        """Whether this closed a window."""
+        if self._current is None or rss < self._current:
+            self._current = rss
+        self._seen += 1
+        if self._seen < self.size:
+            return False
+        self.floors.append(self._current)
+        self._current, self._seen = None, 0
+        return True
+
+    def rate(self) -> float | None:
+        """Bytes per invocation the floor rose by in each of the last three windows, at
+        least: the current rate (a warm-up that levels off shows a falling one), or None when
+        the floor did not rise in every one of them."""
+        floors = self.floors
+        if len(floors) < 4 or not all(a < b for a, b in itertools.pairwise(floors)):
+            return None
+        return min(b - a for a, b in itertools.pairwise(floors)) / self.size
+
+    @property
+    def rising(self) -> bool:
+        """The floor rose in the last two windows: growth may be coming."""
+        floors = self.floors
+        return len(floors) >= 3 and floors[-3] < floors[-2] < floors[-1]
+
+
+# Growth this many times the threshold is clear on windows a quarter as long: judged from the
+# end of the first window (the warm-up), so a fast leak is found in half the invocations.
+_FAST_FACTOR = 16
+_FAST_MIN_WINDOW = 40
+
+
 class MemoryTrend:
     """RSS growth judged on window minima: a peak is noise, a rising floor is a leak.
 
     Each window of ``window`` invocations keeps its lowest RSS. Growth is reported when the
-    floor rose in three consecutive windows by at least ``leak_bytes`` per invocation on
-    average. It is reported again only after three more windows of growth.
+    floor rose in three consecutive windows by at least ``leak_bytes`` per invocation in each
+    (the rate reported is the smallest of the three: the current one, not the warm-up's). A
+    growth of ``_FAST_FACTOR`` times that is judged on quarter windows after the first window,
+    so that a 300 KiB-per-invocation leak is found by invocation 200 of a window of 100.
+    Reported again only after three more windows. The state is a few numbers, however long
+    the process lives.
     """
 
     def __init__(self, window: int, leak_bytes: float, limit_bytes: int | None) -> None:
         self.window = window
         self.leak_bytes = leak_bytes
         self.limit_bytes = limit_bytes
-        self.floors: list[int] = []
-        self._current: int | None = None
+        self._slow = _Floors(window)
+        # (quarter windows shorter than ten invocations would see a sawtooth as growth)
+        self._fast = _Floors(window // 4) if window >= _FAST_MIN_WINDOW else None
         self._seen = 0
-        self._quiet_until = 0  # window index before which we do not report again
+        self._quiet_until = 0  # the invocation before which we do not report again
+
+    @property
+    def floors(self) -> list[int]:
+        """The last floors of the full windows (at most four)."""
+        return list(self._slow.floors)
+
+    @property
+    def rising(self) -> bool:
+        """The floor rose in the last two windows (full or quarter): growth may be coming."""
+        return self._slow.rising or (self._fast is not None and self._fast.rising)
+
+    def judged_from(self) -> tuple[int | None, int]:
+        """(first invocation at which fast growth can be judged, or None; the same for
+        growth at the threshold)."""
+        fast = self.window + 4 * self._fast.size if self._fast is not None else None
+        return fast, 4 * self.window
+
+    def unjudged(self, invocations: int) -> str | None:
+        """What ``invocations`` were too few to judge, in a sentence; None when enough."""
+        fast, slow = self.judged_from()
+        if invocations >= slow:
+            return None
+        kib = self.leak_bytes / 1024
+        if fast is None or invocations < fast:
+            first = slow if fast is None else fast
+            return (
+                f"memory not judged: the trend needs {first:,} invocations "
+                f"(ran {invocations:,}; memory_window={self.window})"
+            )
+        return (
+            f"memory judged only for growth above {kib * _FAST_FACTOR:,.0f} KiB per invocation: "
+            f"growth above {kib:,.0f} KiB needs {slow:,} invocations (ran {invocations:,})"
+        )
 
     def observe(self, invocation: int, rss: int) -> Finding | None:
-        if self._current is None or rss < self._current:
-            self._current = rss
         self._seen += 1
-        if self._seen < self.window:
-            return None
-        self.floors.append(self._current)
-        self._current, self._seen = None, 0
-        return self._judge(invocation)
+        found = None
+        if self._slow.add(rss):
+            found = self._judge(invocation, self._slow, self.leak_bytes)
+        fast = self._fast
+        if fast is not None and self._seen > self.window and fast.add(rss) and found is None:
+            full = self._slow.floors
+            # the full windows must agree: the last one's floor above the one before it
+            if len(full) >= 2 and full[-2] < full[-1]:
+                found = self._judge(invocation, fast, self.leak_bytes * _FAST_FACTOR)
+        return found
 
-    def _judge(self, invocation: int) -> Finding | None:
-        floors = self.floors[-4:]
-        if len(floors) < 4 or len(self.floors) < self._quiet_until:
+    def _judge(self, invocation: int, floors: _Floors, threshold: float) -> Finding | None:
+        if invocation < self._quiet_until:
             return None
-        if not all(a < b for a, b in itertools.pairwise(floors)):
+        per_invocation = floors.rate()
+        if per_invocation is None or per_invocation < threshold:
             return None
-        per_invocation = (floors[-1] - floors[0]) / (3 * self.window)
-        if per_invocation < self.leak_bytes:
-            return None
-        self._quiet_until = len(self.floors) + 3
+        self._quiet_until = invocation + 3 * self.window
+        span = 3 * floors.size
         return Finding(
             kind="memory",
             count=round(per_invocation),
             site=None,
-            first_invocation=max(1, invocation - 3 * self.window + 1),
-            detail=self._describe(floors, per_invocation),
+            first_invocation=max(1, invocation - span + 1),
+            detail=self._describe(list(floors.floors), per_invocation, span),
             noun="byte per invocation",
             invocation=invocation,
         )
 
-    def _describe(self, floors: list[int], per_invocation: float) -> str:
+    def _describe(self, floors: list[int], per_invocation: float, span: int) -> str:
         mib = 1024 * 1024
         text = (
             f"RSS grows {per_invocation / 1024:.1f} KiB per invocation over the last "
-            f"{3 * self.window} invocations "
+            f"{span} invocations "
             f"({floors[0] / mib:.1f} MiB -> {floors[-1] / mib:.1f} MiB)"
         )
         if self.limit_bytes:

@@ -278,9 +278,9 @@ def leak_engine(url: str, kept: Kept) -> Handler:
 
 def leak_session(engine: Engine, kept: Kept) -> Handler:
     def handler(event: Any, context: Any) -> Any:
-        session = Session(engine)
+        session = Session(engine)  # leak-session
         kept.append(session)
-        return session.execute(SELECT_1).scalar()  # leak-session
+        return session.execute(SELECT_1).scalar()
 
     return handler
 
@@ -386,9 +386,9 @@ CLEAN_TWINS = {
 
 def lock_in_session(engine: Engine, table: str, kept: Kept) -> Handler:
     def handler(event: Any, context: Any) -> Any:
-        session = Session(engine)
+        session = Session(engine)  # lock-session
         kept.append(session)
-        session.execute(text(f"UPDATE {table} SET v = v + 1 WHERE id = 1"))  # lock-session
+        session.execute(text(f"UPDATE {table} SET v = v + 1 WHERE id = 1"))
         return "updated"
 
     return handler

@@ -175,14 +175,28 @@ def test_connection_closed_before_return_is_clean(guarded, server: socket.socket
     assert guard.findings == []
 
 
-def test_pipe_without_an_audit_event_is_still_counted(guarded, kept) -> None:
+def test_pipe_without_an_audit_event_gets_the_line_that_made_it(guarded, kept) -> None:
     def handler(event, context):
-        kept.extend(os.pipe())
+        kept.extend(os.pipe())  # os-pipe
 
     guard = guarded(handler)
     guard(2)
     [finding] = guard.findings
-    # os.pipe raises no audit event: the kind and count are known, the site is not.
+    # os.pipe raises no audit event: its wrapper tells the line
+    assert (finding.kind, finding.noun, finding.count) == ("fd", "pipe", 4)
+    assert finding.site is not None
+    assert (finding.site.location, finding.site.via) == (f"{HERE}:{line_of('os-pipe')}", None)
+
+
+def test_an_fd_no_wrapper_sees_is_still_counted(guarded, kept) -> None:
+    import posix
+
+    def handler(event, context):
+        kept.extend(posix.pipe())  # the C function itself, past the os.pipe wrapper
+
+    guard = guarded(handler)
+    guard(2)
+    [finding] = guard.findings
     assert (finding.kind, finding.noun, finding.count, finding.site) == ("fd", "pipe", 4, None)
     assert "created at an unknown site" in str(finding)
 

@@ -178,3 +178,29 @@ def test_a_timer_is_background_work_and_an_idle_consumer_is_not_running(
         for _ in range(2):
             work.put(0)
         stop.set()
+
+
+def test_an_owner_whose_hash_needs_its_state_is_registered_after_its_init() -> None:
+    """Owners are remembered before their ``__init__`` runs (what the constructor opens is
+    theirs); one that cannot be hashed before it is remembered after."""
+    from safehandler import _scope
+    from safehandler.integrations import owners
+
+    class Client:
+        def __init__(self) -> None:
+            self.key = "k"
+
+        def __hash__(self) -> int:
+            return hash(self.key)  # AttributeError before __init__
+
+    owners._wrap(Client, "test.Client")
+    made: list[Client] = []
+
+    def handler(event: Any, context: Any) -> None:
+        made.append(Client())  # client-made
+
+    safehandler.guard(handler)({}, None)
+    owner = _scope.owner_of(made[0])
+    assert owner is not None
+    assert owner.site is not None
+    assert (owner.kind, owner.site.lineno) == ("test.Client", line_of("client-made"))

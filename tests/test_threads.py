@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import safehandler
-from safehandler.testing import FakeLambdaContext
+from safehandler.testing import FakeLambdaContext, soak, soak_policy
 
 from ._lines import line_of
 
@@ -167,3 +168,38 @@ def test_timer_left_pending_is_a_finding(guarded) -> None:
             timer.cancel()
     [finding] = guard.findings
     assert "target=Timer.run" in finding.detail
+
+
+def test_one_slow_exit_does_not_make_every_later_thread_of_its_site_a_finding(guarded) -> None:
+    """A thread that outlived the grace once (a loaded machine) and was gone by the next
+    invocation was slow, not leaked: later threads of its site are waited for again."""
+    delays = iter([0.5] + [0.0] * 9)
+
+    def handler(event, context):
+        threading.Thread(target=time.sleep, args=(next(delays),)).start()  # slow-once
+
+    guard = guarded(handler, thread_grace_ms=100)
+    guard(1)
+    time.sleep(0.6)  # between invocations, the slow one ends
+    guard(9)
+    [finding] = guard.findings  # the slow one only
+    assert (finding.kind, finding.count, finding.invocation) == ("thread", 1, 1)
+    assert finding.site is not None
+    assert finding.site.lineno == line_of("slow-once")
+
+
+def test_a_parked_worker_whose_stop_is_queued_is_waited_for() -> None:
+    """AnyIO's shape: a worker per request, parked on its queue, told to stop as the request
+    ends. It wakes a moment later: not an idle thread left behind."""
+
+    def handler(event, context):
+        work: queue.Queue[None] = queue.Queue()
+        threading.Thread(target=work.get).start()
+        # the stop comes from the module-level pool a moment later (its threads are not ours)
+        STOPPER.submit(lambda: (time.sleep(0.02), work.put(None)))
+
+    report = soak(handler, invocations=30, policy=soak_policy(thread_grace_ms=500))
+    assert report.clean, str(report)
+
+
+STOPPER = ThreadPoolExecutor(max_workers=1)

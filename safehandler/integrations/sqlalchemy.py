@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from .._records import Handle
-from .._scope import Scope, current, reporting_fault
+from .._scope import Scope, current, owner_of, reporting_fault
 from .._sites import capture_site
 from ._use import track, used
 
@@ -235,10 +235,13 @@ def _on_session_begin(session: Any, transaction: Any, connection: Any) -> None:
     scope.supersede(connection)  # the Session owns this Connection
     if scope.has_handle(session):
         return  # one handle per Session per invocation, however many engines it binds
+    # where the Session was made, with this first query beside it (owners.py watches Session)
+    owner = owner_of(session)
+    site = _site() if owner is None else owner.attribute(_site())
     handle = Handle(
         noun="SQLAlchemy Session",
         detail=f"with an open transaction on {_url(connection.engine)}",
-        site=_site(),
+        site=site,
         ref=weakref.ref(session),
         is_open=lambda s: bool(s.in_transaction()),
         close=lambda s: s.close(),

@@ -8,6 +8,13 @@ or the gate says a new fd may be open, each new fd is described: what it is (fil
 pipe), where it points, and the site that created it, matched from the creation events of this
 invocation. A file or socket opened and closed within the invocation costs the gate, not a
 listing.
+
+Every kind has a site and a stable group: an anonymous temporary file (``O_TMPFILE``, read
+back as ``/tmp/#123 (deleted)``) is matched to the directory ``open`` was given and grouped by
+it; pipes and memfds, which no audit event tells, are matched to the ``os.pipe`` and
+``os.memfd_create`` wrappers' records (``_scope``), only when the fd is of the kind recorded;
+the fds of an owner that bundles them (an event loop's epoll and self-pipe) are one resource
+at the owner's line.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
-from .._records import NO_CHANGE, Creation, Delta, Resource, Site
+from .._records import NO_CHANGE, Creation, Delta, Resource
 from .._scope import Scope, others_live
 from ._fd_gate import WIDTH, Numbers, lowest_free
 from ._protocol import Probe
@@ -168,9 +176,11 @@ class FdProbe(Probe):
         return removed
 
     def _nothing_new(self, creations: Sequence[Creation]) -> bool:
-        """No fd opened in this invocation can still be open: its sockets are closed and the
-        numbers a new fd would take are free (``_fd_gate``)."""
+        """No fd opened in this invocation can still be open: its sockets are closed, so are
+        its pipes and the like, and the numbers a new fd would take are free (``_fd_gate``)."""
         if any(c.kind == "socket" and _fileno(c.ref()) >= 0 for c in creations):
+            return False
+        if any(c.kind == "fd" and any(map(_is_open, c.ref)) for c in creations):
             return False
         return self.gate.closed() == self.gate.size
 
@@ -183,7 +193,7 @@ class FdProbe(Probe):
             after == before
             and not self.holding
             and (
-                not any(c.kind in ("file", "socket") for c in creations)
+                not any(c.kind in ("file", "socket", "fd") for c in creations)
                 or self._nothing_new(creations)
             )
         ):
@@ -207,9 +217,10 @@ class FdProbe(Probe):
             new = {fd: t for fd, t in new.items() if fd not in fds and t not in paths}
         if new:  # an object made before this invocation (a module-level client) owns its pool
             pooled = {
-                _fileno(c.ref())
+                fd
                 for c in creations
-                if c.kind == "socket" and c.owner is not None and c.owner.serial != scope.serial
+                if c.owner is not None and c.owner.serial != scope.serial
+                for fd in _fds_of(c)
             }
             new = {fd: t for fd, t in new.items() if fd not in pooled}
         added = _describe(new, creations, invocation)
@@ -243,11 +254,61 @@ def _explained(creations: Sequence[Creation]) -> tuple[set[int], set[str]]:
 
 
 def _reused(creations: Sequence[Creation]) -> set[int]:
-    """fd numbers that sockets created in this invocation occupy, reused numbers included.
+    """fd numbers that sockets, pipes and the like created in this invocation occupy, reused
+    numbers included.
 
     (A file reopened on a reused number reads the same as before: readlink cannot tell.)
     """
-    return {_fileno(c.ref()) for c in creations if c.kind == "socket"}
+    return {fd for c in creations if c.kind in ("socket", "fd") for fd in _fds_of(c)}
+
+
+def _fds_of(creation: Creation) -> tuple[int, ...]:
+    if creation.kind == "socket":
+        return (_fileno(creation.ref()),)
+    return creation.ref if creation.kind == "fd" else ()
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+_DELETED = " (deleted)"
+
+
+def _anonymous_in(target: str) -> str | None:
+    """The directory of an anonymous temporary file (``O_TMPFILE``: ``/tmp/#123 (deleted)``),
+    or None for any other target."""
+    if not target.endswith(_DELETED):
+        return None
+    directory, _, name = target[: -len(_DELETED)].rpartition("/")
+    return (directory or "/") if name[:1] == "#" and name[1:].isdigit() else None
+
+
+class _Made(NamedTuple):
+    """This invocation's creations, by the fd they made."""
+
+    sockets: dict[int, Creation]
+    files: dict[str, list[Creation]]  # by real path: several opens of one file
+    fds: dict[int, Creation]  # fds of calls no audit event tells (os.pipe, an epoll)
+
+
+def _index(creations: Sequence[Creation]) -> _Made:
+    made = _Made({}, {}, {})
+    for creation in creations:
+        if creation.kind == "socket":
+            fileno = _fileno(creation.ref())
+            if fileno >= 0:
+                made.sockets[fileno] = creation
+        elif creation.kind == "file":
+            made.files.setdefault(os.path.realpath(creation.ref), []).append(creation)
+        elif creation.kind == "fd":
+            for fd in creation.ref:
+                made.fds[fd] = creation  # the latest: a number closed and made again is new
+    return made
 
 
 def _describe(
@@ -255,43 +316,72 @@ def _describe(
 ) -> list[Resource]:
     if not new:
         return []
-    sockets: dict[int, tuple[Site | None, object]] = {}
-    files: dict[str, list[Creation]] = {}
-    for creation in creations:
-        if creation.kind == "socket":
-            sock = creation.ref()
-            fileno = _fileno(sock)
-            if fileno >= 0:
-                sockets[fileno] = (creation.attributed_site, sock)
-        elif creation.kind == "file":
-            files.setdefault(os.path.realpath(creation.ref), []).append(creation)
+    made = _index(creations)
     peers: dict[int, str] | None = None
     out: list[Resource] = []
     for fd, target in sorted(new.items()):
-        if target.startswith("socket:"):
-            site, sock = sockets.get(fd, (None, None))
-            detail = _socket_detail(sock)
-            if detail is None:
-                peers = _psutil_peers() if peers is None else peers
-                detail = peers.get(fd, "")
-            res = Resource("socket", fd, "socket", detail, site, invocation)
+        maker = made.fds.get(fd)
+        if maker is not None and not target.startswith(maker.detail):
+            maker = None  # the number was reused by an fd of another kind
+        creation = made.sockets.get(fd) or maker
+        owner = creation.owner if creation is not None else None
+        if creation is not None and owner is not None and owner.bundles:
+            # one resource of its owner: an event loop's epoll and self-pipe sockets together
+            detail = f"of {owner.kind}s never closed"
+            out.append(Resource("fd", fd, "fd", detail, creation.attributed_site, invocation))
+        elif target.startswith("socket:"):
+            if peers is None and _socket_detail(_sock(creation)) is None:
+                peers = _psutil_peers()
+            out.append(_socket(fd, creation, peers or {}, invocation))
+        elif maker is not None:
+            out.append(_made(fd, target, maker, invocation))
         elif target.startswith("/"):
-            matches = files.get(target)
-            opened: Creation | None = matches.pop() if matches else None
-            res = Resource(
-                "fd",
-                fd,
-                "file",
-                f"open on {target}",
-                opened.site if opened else None,
-                invocation,
-            )
+            out.append(_file(fd, target, made.files, invocation))
         elif target.startswith("pipe:"):
-            res = Resource("fd", fd, "pipe", "", None, invocation)
+            out.append(Resource("fd", fd, "pipe", "", None, invocation))
         else:  # anon_inode:[eventfd], anon_inode:[eventpoll], ...
-            res = Resource("fd", fd, "fd", f"({target})", None, invocation)
-        out.append(res)
+            out.append(Resource("fd", fd, "fd", f"({target})", None, invocation))
     return out
+
+
+def _sock(creation: Creation | None) -> object:
+    return creation.ref() if creation is not None and creation.kind == "socket" else None
+
+
+def _socket(fd: int, opened: Creation | None, peers: dict[int, str], invocation: int) -> Resource:
+    detail = _socket_detail(_sock(opened))
+    if detail is None:  # made outside Python's socket module (a C extension): psutil's word
+        detail = peers.get(fd, "")
+    site = opened.attributed_site if opened is not None else None
+    return Resource("socket", fd, "socket", detail, site, invocation)
+
+
+def _made(fd: int, target: str, maker: Creation, invocation: int) -> Resource:
+    """An fd whose making the fd-maker wrappers (``_scope``) saw: a pipe, a memfd, an epoll."""
+    site = maker.attributed_site
+    if target.startswith("pipe:"):
+        return Resource("fd", fd, "pipe", "", site, invocation)
+    if target.startswith("/memfd:"):
+        name = target[len("/memfd:") :].removesuffix(_DELETED)
+        return Resource("fd", fd, "memfd", f"named {name!r}", site, invocation)
+    return Resource("fd", fd, "fd", f"({target})", site, invocation)
+
+
+def _file(fd: int, target: str, files: dict[str, list[Creation]], invocation: int) -> Resource:
+    """A file: matched to the ``open`` that made it. An anonymous temporary file is told by
+    its directory (what ``open`` was given), and grouped by it, not by its inode."""
+    directory = _anonymous_in(target)
+    if directory is not None:
+        matches = files.get(directory)
+        noun, detail = "anonymous temporary file", f"in {directory}"
+    else:
+        matches = files.get(target) or files.get(target.removesuffix(_DELETED))
+        noun, detail = "file", f"open on {target}"
+    opened = matches.pop() if matches else None
+    site = opened.site if opened is not None else None
+    if site is not None and site.via is None and opened is not None and opened.detail:
+        site = site._replace(via=opened.detail)  # sqlite3.connect: a connection's file
+    return Resource("fd", fd, noun, detail, site, invocation)
 
 
 def _fileno(sock: object) -> int:

@@ -7,12 +7,14 @@ a microsecond, psutil about ten). The limit it is judged against is the health m
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from .._records import NO_CHANGE, Delta
 from .._scope import Scope
+from .._sites import PACKAGE_DIR, is_user_code
 from ._protocol import Probe
 
-__all__ = ["MemoryProbe", "rss"]
+__all__ = ["TRACE_FRAMES", "MemoryProbe", "growth_sites", "rss"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -59,3 +61,32 @@ def _forget_parents_statm() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_parents_statm)
+
+
+# -- what allocates: tracemalloc, in soaks only (it slows every allocation) -----------------
+
+TRACE_FRAMES = 64  # deep enough to reach the user's line from inside a library's allocation
+
+
+def growth_sites(
+    before: Any, after: Any, top: int = 3, at_least: int = 64 * 1024
+) -> list[tuple[str, int, int]]:
+    """The lines whose allocations grew most between two ``tracemalloc`` snapshots:
+    ``(filename, line, bytes)``, largest first. A block allocated inside a library is told at
+    the first line of user code that led to it (``boto3.client(...)``, not botocore's
+    loader); blocks with no user frame at their innermost library frame. Lines that grew by
+    less than ``at_least`` bytes are left out: growth that small is not what fills memory."""
+    grown: dict[tuple[str, int], int] = {}
+    for stat in after.compare_to(before, "traceback"):
+        if stat.size_diff <= 0:
+            continue
+        frames = list(stat.traceback)  # oldest first
+        own = [f for f in frames if not f.filename.startswith(PACKAGE_DIR)]
+        users = [f for f in own if is_user_code(f.filename)]
+        frame = users[-1] if users else (own[-1] if own else frames[-1])
+        key = (frame.filename, frame.lineno)
+        grown[key] = grown.get(key, 0) + stat.size_diff
+    ranked = sorted(
+        ((key, size) for key, size in grown.items() if size >= at_least), key=lambda item: -item[1]
+    )[:top]
+    return [(filename, lineno, size) for (filename, lineno), size in ranked]

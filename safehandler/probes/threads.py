@@ -8,6 +8,9 @@ Parked is not running. A thread blocked waiting for work with no timeout (an idl
 executor, a consumer on an empty queue) will not wake by itself: it is an *idle thread*,
 counted like any resource (a per-call executor grows them). A thread that will wake by itself
 (a timer, a sleeper, a poll loop) is background work that resumes inside a later invocation.
+Both get the grace period: a parked worker may have its stop queued already (AnyIO stops the
+worker of each request as the request ends). A site whose thread outlived the grace is not
+waited for again, until one of its threads turns out to have been only slow.
 A thread an object opened lazily (an executor's worker) is told as made where the object was
 made; one opened by an object made before this invocation (a module-level executor) is that
 object's, not this invocation's.
@@ -109,10 +112,9 @@ class ThreadProbe(Probe):
         if not started:
             return Delta([], removed) if removed else NO_CHANGE
         alive = [(c, t) for c in started if (t := c.ref()) is not None and t.is_alive()]
-        frames = sys._current_frames() if alive else {}
-        waiting = [
-            t for c, t in alive if c.site not in self.proven and not parked(frames.get(t.ident))
-        ]
+        # A parked thread is waited for too: its stop may be queued already (AnyIO stops the
+        # worker of each request when the request's task ends, and it wakes a moment later).
+        waiting = [t for c, t in alive if c.attributed_site not in self.proven]
         grace = self.grace
         remaining = scope.remaining()
         if remaining is not None:  # never wait past the invocation's own deadline
@@ -122,8 +124,8 @@ class ThreadProbe(Probe):
             for thread in waiting:
                 thread.join(max(0.0, deadline - time.monotonic()))
             alive = [(c, t) for c, t in alive if t.is_alive()]
-            frames = sys._current_frames()
-        self.proven.update(c.site for c, _ in alive)
+        frames = sys._current_frames() if alive else {}
+        self.proven.update(c.attributed_site for c, _ in alive)
         added = []
         for creation, thread in alive:
             res = self._resource(creation, thread, parked(frames.get(thread.ident)), invocation)
@@ -163,4 +165,8 @@ class ThreadProbe(Probe):
             for key, (ref, _) in self.retained.items()
             if (thread := ref()) is None or not thread.is_alive()  # type: ignore[operator]
         ]
-        return [self.retained.pop(key)[1] for key in gone]
+        removed = [self.retained.pop(key)[1] for key in gone]
+        # A site whose thread was only slow to finish (it is gone by the next invocation) is
+        # waited for again: one slow exit must not make every later thread of it a finding.
+        self.proven.difference_update(res.site for res in removed)
+        return removed

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._records import Finding, InvocationStats, plural
+from .._records import Finding, InvocationStats, display_path, plural
 from .._redact import redact_obj, redact_text
+from ..report import advice
 from ._limits import LAMBDA_FD_LIMIT
 
-__all__ = ["ADVICE", "SoakReport"]
+__all__ = ["SoakReport"]
 
 
 @dataclass
@@ -29,6 +30,9 @@ class SoakReport:
     stats: list[InvocationStats] = field(default_factory=list, repr=False)
     fd_exhausted_at: int | None = None  # the first invocation that failed with EMFILE
     fd_limit: int | None = None  # the soft RLIMIT_NOFILE the soak ran under
+    # what the verdict does not fail on but a reader should know: memory not judged yet,
+    # bounded growth
+    notes: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -50,6 +54,7 @@ class SoakReport:
             "fd_limit": self.fd_limit,
             "fd_exhausted_at": self.fd_exhausted_at,
             "findings": [finding.to_dict() for finding in self.findings],
+            "notes": list(self.notes),
             "stats": [list(row) for row in self.stats],
         }
         return dict(redact_obj(out))
@@ -67,6 +72,7 @@ class SoakReport:
             stats=[InvocationStats(*row) for row in data.get("stats", [])],
             fd_exhausted_at=data.get("fd_exhausted_at"),
             fd_limit=data.get("fd_limit"),
+            notes=list(data.get("notes", [])),
         )
 
     def __str__(self) -> str:
@@ -89,6 +95,7 @@ class SoakReport:
                 f"EMFILE at invocation {self.fd_exhausted_at:,}: the process ran out of file "
                 f"descriptors{limit}; every later invocation that opens one fails"
             )
+        lines += [f"note: {note}" for note in self.notes]
         if self.clean:
             lines.append("verdict: clean, nothing outlived its invocation")
             return "\n".join(lines)
@@ -99,14 +106,26 @@ class SoakReport:
             path = finding.extra.get("path")
             if path:
                 lines.append(f"      {path}")
-        lines.append(ADVICE)
+            lines += _allocation_lines(finding)
+            lines.append(f"      fix: {advice(finding)}")
         return "\n".join(lines)
 
 
-ADVICE = (
-    "fix: close what the handler opens before it returns (`with` or try/finally), or create it "
-    "once at module level and reuse it; join threads before returning."
-)
+def _allocation_lines(finding: Finding) -> list[str]:
+    if "allocated_at" not in finding.extra:
+        return []
+    sites = finding.extra["allocated_at"]
+    if not sites:
+        return [
+            "      allocated at: no Python allocation grew (tracemalloc): the growth is native "
+            "memory, a C extension's or the allocator's"
+        ]
+    lines = []
+    for site in sites:
+        size = site["bytes"]
+        amount = f"{size / 2**20:,.1f} MiB" if size >= 2**20 else f"{size / 1024:,.0f} KiB"
+        lines.append(f"      allocated at {display_path(site['file'])}:{site['line']}: +{amount}")
+    return lines
 
 
 def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMIT) -> list[str]:

@@ -16,8 +16,9 @@ from html import escape
 from .. import __version__
 from .._records import Finding, InvocationStats, plural
 from .._redact import redact_finding, redact_text
+from ..report import advice
 from ._limits import LAMBDA_FD_LIMIT
-from ._report import ADVICE, SoakReport
+from ._report import SoakReport
 
 __all__ = ["render_html"]
 
@@ -124,7 +125,7 @@ def render_html(
         style=_STYLE,
         summary=_summary(report, heading, handler),
         figures=figures,
-        findings=_findings(report.findings),
+        findings=_findings(report.findings) + _notes(report.notes),
         version=escape(__version__),
     )
 
@@ -139,6 +140,7 @@ def _redacted(report: SoakReport) -> SoakReport:
         report,
         handler=redact_text(report.handler),
         findings=[redact_finding(finding) for finding in report.findings],
+        notes=[redact_text(note) for note in report.notes],
         error_types=Counter({redact_text(k): n for k, n in report.error_types.items()}),
     )
 
@@ -352,13 +354,22 @@ def _findings(findings: list[Finding]) -> str:
         ]
         if path := finding.extra.get("path"):
             cells[-1] += f'<br><span class="muted">{escape(str(path))}</span>'
+        cells[-1] += f'<br><span class="advice">fix: {escape(advice(finding))}</span>'
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     names = ("kind", "count", "site", "first invocation", "reported at", "detail")
     head = "".join(f"<th>{name}</th>" for name in names)
     return (
         f"<h2>Findings</h2><table><thead><tr>{head}</tr></thead>"
-        f'<tbody>{"".join(rows)}</tbody></table><p class="advice">{escape(ADVICE)}</p>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _notes(notes: list[str]) -> str:
+    """What the verdict does not fail on: memory not judged yet, bounded growth."""
+    if not notes:
+        return ""
+    items = "".join(f"<li>{escape(note)}</li>" for note in notes)
+    return f"<h2>Notes</h2><ul>{items}</ul>"
 
 
 def _site(finding: Finding) -> str:

@@ -1,0 +1,139 @@
+"""Bounded is not a leak: in a soak, a container or pool whose growth stops once the events
+repeat is a note, not a failing verdict. Growth that goes on, or that only some events make
+and those events keep making, stays a finding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from safehandler.testing import soak
+
+TENANTS = [{"tenant": f"tenant-{n}"} for n in range(10)]
+MEMO: dict[str, str] = {}  # the handler module's memo: one entry per tenant
+SEEN: list[int] = []  # the handler module's unbounded log
+
+
+@pytest.fixture(autouse=True)
+def _empty() -> Iterator[None]:
+    MEMO.clear()
+    SEEN.clear()
+    yield
+    MEMO.clear()
+    SEEN.clear()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A listening socket nobody accepts on: connections complete in its backlog, and only
+    the clients' fds are this process's new ones."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    yield server
+    server.close()
+
+
+def memo_handler(event: Any, context: Any) -> str:
+    return MEMO.setdefault(event["tenant"], event["tenant"].upper())
+
+
+def test_a_memo_of_ten_tenants_is_a_note_not_a_leak() -> None:
+    report = soak(memo_handler, events=TENANTS, invocations=200)
+    assert report.clean, str(report)
+    [note] = [n for n in report.notes if n.startswith("bounded")]
+    assert note.startswith("bounded, not a leak: tests.test_bounded.MEMO grew: 9 -> 10 items")
+    assert note.endswith(
+        "it stopped growing at invocation 10 and the same events did not grow it in the 190 "
+        "invocations since"
+    )
+    assert "verdict: clean" in str(report)
+
+
+def test_a_pool_that_stops_at_three_is_a_note_not_a_leak(listener: socket.socket) -> None:
+    pool: list[socket.socket] = []
+
+    def handler(event: Any, context: Any) -> int:
+        if len(pool) < 3:  # grows on demand, up to its size
+            pool.append(socket.create_connection(listener.getsockname()))
+        return len(pool)
+
+    try:
+        report = soak(handler, invocations=100)
+    finally:
+        for sock in pool:
+            sock.close()
+    assert report.clean, str(report)
+    [note] = [n for n in report.notes if n.startswith("bounded")]
+    assert note.startswith("bounded, not a leak: 3 sockets to 127.0.0.1:")
+    assert "it stopped growing at invocation 3 " in note
+
+
+def test_a_memo_keyed_by_something_new_every_time_is_a_leak() -> None:
+    counter = itertools.count()
+
+    def handler(event: Any, context: Any) -> None:
+        SEEN.append(next(counter))
+
+    report = soak(handler, events=TENANTS, invocations=200)
+    [finding] = report.findings
+    assert finding.kind == "global"
+    assert finding.detail.startswith("tests.test_bounded.SEEN grew")
+    assert not [n for n in report.notes if n.startswith("bounded")]
+
+
+def test_growth_that_one_event_keeps_making_is_a_leak(listener: socket.socket) -> None:
+    kept: list[socket.socket] = []
+
+    def handler(event: Any, context: Any) -> None:
+        if event["tenant"] == "tenant-3":  # one tenant's path leaks, every time it comes
+            kept.append(socket.create_connection(listener.getsockname()))
+
+    try:
+        report = soak(handler, events=TENANTS, invocations=200)
+    finally:
+        for sock in kept:
+            sock.close()
+    [finding] = report.findings
+    assert (finding.kind, finding.count) == ("socket", 20)
+    assert finding.extra["path"] == "only for events #3"
+
+
+def test_growth_that_stopped_only_lately_is_still_a_finding(listener: socket.socket) -> None:
+    """Quiet for fewer invocations than the growth took: too soon to call it bounded."""
+    pool: list[socket.socket] = []
+
+    def handler(event: Any, context: Any) -> None:
+        if len(pool) < 60:
+            pool.append(socket.create_connection(listener.getsockname()))
+
+    try:
+        report = soak(handler, invocations=100)
+    finally:
+        for sock in pool:
+            sock.close()
+    [finding] = report.findings
+    assert (finding.kind, finding.count) == ("socket", 60)
+
+
+def test_the_html_report_shows_the_notes_and_each_fix() -> None:
+    from safehandler.testing.html_report import render_html
+
+    report = soak(memo_handler, events=TENANTS, invocations=100)
+    page = render_html(report)
+    assert "<h2>Notes</h2>" in page
+    assert "bounded, not a leak: tests.test_bounded.MEMO grew" in page
+    kept: list[Any] = []
+
+    def leaky(event: Any, context: Any) -> None:
+        kept.append(open(__file__, "rb"))
+
+    try:
+        page = render_html(soak(leaky, invocations=5))
+    finally:
+        for file in kept:
+            file.close()
+    assert '<span class="advice">fix: close it before returning' in page
