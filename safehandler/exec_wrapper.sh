@@ -4,19 +4,21 @@
 # Lambda runs "$AWS_LAMBDA_EXEC_WRAPPER <runtime command...>". This script
 #   1. redirects the handler to safehandler's entry point, keeping the original in
 #      SAFEHANDLER_ORIGINAL_HANDLER (in _HANDLER, and in the runtime's argv where it is given);
-#   2. runs the runtime as a child and restarts it when it exits with status 75, which is how
-#      safehandler recycles an unhealthy environment between invocations: Lambda never sees
-#      the runtime exit. Every other status is passed through, and SIGTERM is forwarded.
+#   2. runs the runtime as a child and restarts it when safehandler recycled it between
+#      invocations: Lambda never sees the runtime exit. Every other exit is passed through,
+#      and SIGTERM is forwarded.
+#
+# Do no harm: nothing else in the function's environment changes. In particular no
+# PYTHONPATH: Lambda's bootstrap adds /opt/python and /opt/python/lib/pythonX.Y/site-packages
+# (with their .pth files) only while PYTHONPATH is unset, and that is where this layer's
+# python/ tree is found too. Another exec wrapper composes by being this one's command:
+#     exec /opt/safehandler /opt/other-wrapper "$@"
 
 original="${SAFEHANDLER_ORIGINAL_HANDLER:-${_HANDLER}}"
 entry="safehandler.runtime.handler"
 export SAFEHANDLER_ORIGINAL_HANDLER="$original"
 export _HANDLER="$entry"
 export SAFEHANDLER_SUPERVISED=1
-# The layer's python/ tree is on PYTHONPATH already on Lambda; this also makes a copy of the
-# layer unpacked elsewhere work.
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export PYTHONPATH="${here}/python${PYTHONPATH:+:${PYTHONPATH}}"
 
 args=()
 for arg in "$@"; do
@@ -45,6 +47,9 @@ while true; do
     fi
     restarts=$((restarts + 1))
     export SAFEHANDLER_RESTARTS="$restarts"
-    # A restarted runtime initialises on demand: a SnapStart restore must not be replayed.
-    export AWS_LAMBDA_INITIALIZATION_TYPE="on-demand"
+    # A SnapStart restore must not be replayed by a restarted runtime: it initialises on
+    # demand. Every other initialization type (provisioned-concurrency, ...) is left as it is.
+    if [[ "${AWS_LAMBDA_INITIALIZATION_TYPE:-}" == "snap-start" ]]; then
+        export AWS_LAMBDA_INITIALIZATION_TYPE="on-demand"
+    fi
 done

@@ -118,6 +118,7 @@ def soak_runtime(
     restart_on_exit: bool = False,
     env: dict[str, str] | None = None,
     count: int = INVOCATIONS,
+    opt: Path | None = None,
 ) -> tuple[LocalRuntimeAPI, list[RuntimeProcess]]:
     """Serve ``count`` events to awslambdaric under 1,024 fds; restart it when it exits, as
     Lambda replaces an environment whose runtime exited (only with ``restart_on_exit``)."""
@@ -135,6 +136,7 @@ def soak_runtime(
                     env=environment,
                     wrapper=wrapper,
                     rlimit_nofile=LAMBDA_FDS,
+                    opt=opt,
                 )
             )
             # (polled: a process exit is not an event the API's waits wake up for)
@@ -280,12 +282,14 @@ def test_the_seed_scenario_runs_from_the_unpacked_layer(
     root = task_root(tmp_path, LEAKY_APP)
     (root / "where.py").write_text(textwrap.dedent(ODD_APP))
     with LocalRuntimeAPI(events(1)) as api:
-        run_runtime("where.where", task_root=root, api=api, wrapper=layer / "safehandler")
+        run_runtime(
+            "where.where", task_root=root, api=api, wrapper=layer / "safehandler", opt=layer
+        )
         assert api.wait_for(1, timeout=30)
         body = api.results[0].body
     assert body["safehandler"].startswith(str(layer / "python"))  # the layer's copy
     assert body["handler"] == "safehandler.runtime.handler"
-    api, runtimes = soak_runtime(root, peer, wrapper=layer / "safehandler", count=1100)
+    api, runtimes = soak_runtime(root, peer, wrapper=layer / "safehandler", count=1100, opt=layer)
     assert (len(api.results), [r for r in api.results if not r.ok]) == (1100, [])
     assert len(recycles(api)) == 2
     assert len(runtimes) == 1
