@@ -31,12 +31,16 @@ ORIGINAL_HANDLER = "SAFEHANDLER_ORIGINAL_HANDLER"
 SUPERVISED = "SAFEHANDLER_SUPERVISED"
 HEALTH_FILE = "SAFEHANDLER_HEALTH_FILE"  # "off": write none
 RESTARTS = "SAFEHANDLER_RESTARTS"  # set by the exec wrapper: how often it restarted the runtime
+# set by the exec wrapper: the file a recycling runtime creates to be restarted (the channel
+# is the file, in the wrapper's private directory, never an exit status a handler can give)
+RECYCLE_MARKER = "SAFEHANDLER_RECYCLE_MARKER"
 TEST_MYSQL_URL = "SAFEHANDLER_TEST_MYSQL_URL"  # the test suite's server
 NOT_POLICY = (
     ORIGINAL_HANDLER,
     SUPERVISED,
     HEALTH_FILE,
     RESTARTS,
+    RECYCLE_MARKER,
     TEST_MYSQL_URL,
 )  # read where used
 PREFIX = "SAFEHANDLER_"

@@ -5,8 +5,10 @@
 #   1. redirects the handler to safehandler's entry point, keeping the original in
 #      SAFEHANDLER_ORIGINAL_HANDLER (in _HANDLER, and in the runtime's argv where it is given);
 #   2. runs the runtime as a child and restarts it when safehandler recycled it between
-#      invocations: Lambda never sees the runtime exit. Every other exit is passed through,
-#      and SIGTERM is forwarded.
+#      invocations: Lambda never sees the runtime exit. The runtime says so through a file of
+#      its own, SAFEHANDLER_RECYCLE_MARKER in a private directory this script makes, never
+#      through an exit status a handler could give too (its sys.exit(75) stays its own).
+#      Every other exit is passed through, and SIGTERM is forwarded.
 #
 # Do no harm: nothing else in the function's environment changes. In particular no
 # PYTHONPATH: Lambda's bootstrap adds /opt/python and /opt/python/lib/pythonX.Y/site-packages
@@ -19,6 +21,14 @@ entry="safehandler.runtime.handler"
 export SAFEHANDLER_ORIGINAL_HANDLER="$original"
 export _HANDLER="$entry"
 export SAFEHANDLER_SUPERVISED=1
+# mktemp -d: a new directory, mode 0700, that only this function's user can write in.
+channel="$(mktemp -d "${TMPDIR:-/tmp}/safehandler-wrapper.XXXXXXXXXX" 2>/dev/null)" || channel=""
+marker=""
+if [[ -n "$channel" ]]; then
+    marker="${channel}/recycle"
+    export SAFEHANDLER_RECYCLE_MARKER="$marker"
+    trap 'rm -rf -- "$channel"' EXIT
+fi
 
 args=()
 for arg in "$@"; do
@@ -33,6 +43,7 @@ trap forward TERM INT
 
 restarts=0
 while true; do
+    if [[ -n "$marker" ]]; then rm -f -- "$marker"; fi
     "${args[@]}" &
     child=$!
     # wait returns early (status > 128) when a trapped signal arrives: wait again for the child.
@@ -42,8 +53,8 @@ while true; do
         kill -0 "$child" 2>/dev/null || break
     done
     child=0
-    if (( status != 75 )); then
-        exit "$status"
+    if [[ -z "$marker" || ! -e "$marker" ]]; then
+        exit "$status"  # not a recycle: Lambda sees the runtime's exit, as without the layer
     fi
     restarts=$((restarts + 1))
     export SAFEHANDLER_RESTARTS="$restarts"

@@ -45,6 +45,10 @@ MODULES = {
 
         def exits_3(event, context):
             sys.exit(3)
+
+
+        def exits_75(event, context):
+            sys.exit(75)  # the status the wrapper once took for a recycle
     """,
     "syntax": """
         def handler(event, context:
@@ -72,6 +76,7 @@ CASES = {
     "non-callable handler": "fine.not_callable",
     "custom exception": "fine.custom",
     "sys.exit(3)": "fine.exits_3",
+    "sys.exit(75)": "fine.exits_75",
     "success": "fine.handler",
 }
 
@@ -94,9 +99,11 @@ def task_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def outcome(root: Path, handler: str, wrapper: Path | None, env: dict[str, str]) -> Outcome:
     with LocalRuntimeAPI([{"n": 1}]) as api:
         runtime = run_runtime(handler, task_root=root, api=api, wrapper=wrapper, env=env)
-        assert api.wait_until(
-            lambda: api.results or api.init_errors or runtime.poll() is not None, timeout=60
-        )
+        # polled: a process exit is not an event the API's waits wake up for
+        deadline = time.monotonic() + 60
+        while not (api.results or api.init_errors or runtime.poll() is not None):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         time.sleep(0.05)  # an exit after the answer: let it land
         init = api.init_errors[0] if api.init_errors else None
         result = api.results[0] if api.results else None
@@ -151,6 +158,7 @@ def test_the_matrix_names_the_errors_lambda_names(task_root: Path) -> None:
     )
     assert seen["custom exception"].result == (False, "OrderError", "order 17 is not payable")
     assert seen["sys.exit(3)"][2:] == (3, 1)
+    assert seen["sys.exit(75)"][2:] == (75, 1)
     assert seen["success"].result == (True, None, {"ok": True})
 
 
