@@ -5,6 +5,8 @@ One place for every name, so the README's settings table and the code cannot dri
 
 from __future__ import annotations
 
+VERSION = "0.1.0"  # safehandler.__version__; here so that the layer's entry need not import it
+
 # safehandler's own settings (see config.Policy)
 MODE = "SAFEHANDLER_MODE"
 LEAK_AFTER = "SAFEHANDLER_LEAK_AFTER"
@@ -49,6 +51,7 @@ PREFIX = "SAFEHANDLER_"
 LAMBDA_MEMORY_SIZE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 LAMBDA_MAX_CONCURRENCY = "AWS_LAMBDA_MAX_CONCURRENCY"
 LAMBDA_RUNTIME_API = "AWS_LAMBDA_RUNTIME_API"
+LAMBDA_LOG_FORMAT = "AWS_LAMBDA_LOG_FORMAT"  # "JSON": the runtime's formatter writes JSON lines
 LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
 # Powertools' own, honoured when set
 POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"

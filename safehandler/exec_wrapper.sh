@@ -43,7 +43,6 @@ trap forward TERM INT
 
 restarts=0
 while true; do
-    if [[ -n "$marker" ]]; then rm -f -- "$marker"; fi
     "${args[@]}" &
     child=$!
     # wait returns early (status > 128) when a trapped signal arrives: wait again for the child.
@@ -56,6 +55,8 @@ while true; do
     if [[ -z "$marker" || ! -e "$marker" ]]; then
         exit "$status"  # not a recycle: Lambda sees the runtime's exit, as without the layer
     fi
+    # kept for the next generation: what the recycled one used (safehandler's back-off)
+    mv -f -- "$marker" "${marker}.last"
     restarts=$((restarts + 1))
     export SAFEHANDLER_RESTARTS="$restarts"
     # A SnapStart restore must not be replayed by a restarted runtime: it initialises on

@@ -35,6 +35,7 @@ from typing import Any
 from . import _fleet
 from ._constants import LAMBDA_MAX_CONCURRENCY, LAMBDA_RUNTIME_API, LOGGER_NAME, RECYCLE_MARKER
 from ._imports import when_imported
+from ._records import PastRecycle
 from ._redact import redact_text
 
 __all__ = ["EXIT_BUDGET_S", "allowed", "install_hook", "pending", "recycle_now", "request"]
@@ -54,9 +55,30 @@ def allowed() -> bool:
     return not os.environ.get(LAMBDA_MAX_CONCURRENCY)
 
 
-def request(reasons: list[str]) -> None:
+_use: list[int | None] = []  # invocations served, fds and RSS when the recycle was asked for
+
+
+def request(
+    reasons: list[str], invocations: int = 0, fds: int | None = None, rss: int | None = None
+) -> None:
     if not _reasons:
         _reasons.extend(reasons)
+        _use[:] = [invocations, fds, rss]
+
+
+def previous() -> PastRecycle | None:
+    """What the previous generation used when it was recycled (the wrapper keeps its marker
+    as ``<marker>.last``), for the back-off; None for the first generation."""
+    marker = os.environ.get(RECYCLE_MARKER)
+    if not marker:
+        return None
+    try:
+        with open(f"{marker}.last", encoding="ascii") as last:
+            fields = last.read().split()
+        served, fds, rss = (None if f == "-" else int(f) for f in fields[:3])
+    except (OSError, ValueError):
+        return None  # none yet, or unreadable: no back-off
+    return PastRecycle(served or 0, fds, rss)
 
 
 def pending() -> bool:
@@ -84,10 +106,16 @@ def recycle_now() -> None:  # pragma: no cover - ends the process; tested end to
 
 
 def _mark(marker: str) -> None:
-    """Create the wrapper's marker: never through a symlink, never over another file."""
+    """Create the wrapper's marker, holding the use that asked for the recycle (read back
+    by the next generation): never through a symlink, never over another file."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    record = " ".join("-" if v is None else str(v) for v in _use or [0, None, None])
     try:
-        os.close(os.open(marker, flags, 0o600))
+        fd = os.open(marker, flags, 0o600)
+        try:
+            os.write(fd, f"{record}\n".encode("ascii"))
+        finally:
+            os.close(fd)
     except FileExistsError:
         pass  # marked already
     except OSError as exc:  # the wrapper will pass the exit on: Lambda starts a new runtime

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import recycle
-from ._constants import ORIGINAL_HANDLER
+from ._constants import ORIGINAL_HANDLER, VERSION
 from ._warn import error
+from .report import log_layer_active
 
 __all__: list[str] = []  # ``handler`` exists once the layer's wrapper named the original
 
@@ -51,6 +52,10 @@ def guarded_or_as_is(original: Any) -> Any:
             return original  # guarded in code already: one engine, the user's settings
         guarded: Callable[..., Any] = guard(original)
         recycle.install_hook()
+        engine = engine_of(guarded)
+        if engine is not None:
+            settings = engine.policy.to_env()
+            log_layer_active(VERSION, os.environ.get(ORIGINAL_HANDLER, ""), settings)
         return guarded
     except Exception as exc:  # noqa: BLE001 - fail open: the function runs unguarded
         error("safehandler: the handler runs unguarded: %s: %s", type(exc).__name__, exc)
