@@ -8,7 +8,6 @@ RLIMIT_NOFILE 1,024.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import socket
 import subprocess
@@ -293,31 +292,6 @@ def test_the_seed_scenario_runs_from_the_unpacked_layer(
     assert (len(api.results), [r for r in api.results if not r.ok]) == (1100, [])
     assert len(recycles(api)) == 2
     assert len(runtimes) == 1
-
-
-def test_health_command_reads_the_state_the_guard_keeps(tmp_path: Path) -> None:
-    state = tmp_path / "health.json"
-    script = textwrap.dedent(
-        """
-        import resource, safehandler
-        from safehandler.probes.fds import count_fds
-        resource.setrlimit(resource.RLIMIT_NOFILE, (count_fds() + 20, 4096))
-        kept = []
-        handler = safehandler.guard(lambda event, context: kept.append(open("/etc/hostname")))
-        for _ in range(15):
-            handler({}, None)
-        """
-    )
-    env = {"PATH": "/usr/bin:/bin", "SAFEHANDLER_HEALTH_FILE": str(state)}
-    health = [sys.executable, "-m", "safehandler", "health", "--file", str(state)]
-    assert subprocess.run(health, capture_output=True, env=env, check=False).returncode == 2
-    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
-    proc = subprocess.run(health, capture_output=True, text=True, env=env, check=False)
-    assert proc.returncode == 1
-    assert proc.stdout.startswith("UNHEALTHY since invocation ")
-    assert "open fds > 50% of RLIMIT_NOFILE" in proc.stdout
-    saved = json.loads(state.read_text())
-    assert saved["healthy"] is False
 
 
 SLOW_APP = """
