@@ -66,6 +66,8 @@ def build_layer(
     with tempfile.TemporaryDirectory(prefix="safehandler-layer-") as scratch:
         site = Path(scratch) / "python"
         _install_dependencies(site, ARCHES[arch], PYTHONS[0])
+        # psutil's own test suite: never imported at runtime, most of what is left to ship
+        shutil.rmtree(site / "psutil" / "tests", ignore_errors=True)
         shutil.copytree(_PACKAGE, site / "safehandler", ignore=_not_shipped)
         found = find_interpreters() if interpreters is None else interpreters
         for python in found:
@@ -139,10 +141,17 @@ def _compile(python: str, site: Path) -> None:
             "0",
             "--invalidation-mode",
             "unchecked-hash",
+            # the path recorded in the code objects: where Lambda unpacks it, not this scratch
+            # directory (the same bytes at every build; Python puts the real path at load)
+            "-s",
+            str(site.parent),
+            "-p",
+            "/opt",
             str(site),
         ],
         check=True,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
+        # a fixed hash seed: the order of frozenset constants, so the same bytes every build
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "", "PYTHONHASHSEED": "0"},
     )
 
 
