@@ -38,7 +38,15 @@ from ._imports import when_imported
 from ._records import PastRecycle
 from ._redact import redact_text
 
-__all__ = ["EXIT_BUDGET_S", "allowed", "install_hook", "pending", "recycle_now", "request"]
+__all__ = [
+    "EXIT_BUDGET_S",
+    "allowed",
+    "install_hook",
+    "pending",
+    "previous",
+    "recycle_now",
+    "request",
+]
 
 _log = logging.getLogger(LOGGER_NAME)
 _CLIENT_CLASSES = ("BaseLambdaRuntimeClient", "LambdaRuntimeClient")
