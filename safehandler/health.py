@@ -90,9 +90,20 @@ def judge_health(
 def memory_limit_bytes(
     configured_mb: int | None, environ: Mapping[str, str] | None = None
 ) -> int | None:
+    """The limit one process's RSS is judged against: the configured one as it is, else the
+    function's (or the cgroup's), shared out on Lambda Managed Instances, where
+    ``AWS_LAMBDA_MAX_CONCURRENCY`` worker processes (awslambdaric forks that many) share it."""
     if configured_mb is not None:
         return configured_mb * 1024 * 1024
     environ = os.environ if environ is None else environ
+    whole = _whole_memory_limit(environ)
+    workers = environ.get(env.LAMBDA_MAX_CONCURRENCY, "").strip()
+    if whole is not None and workers.isdigit() and int(workers) > 1:
+        return whole // int(workers)
+    return whole
+
+
+def _whole_memory_limit(environ: Mapping[str, str]) -> int | None:
     lambda_mb = environ.get(env.LAMBDA_MEMORY_SIZE, "").strip()
     if lambda_mb.isdigit() and int(lambda_mb) > 0:
         return int(lambda_mb) * 1024 * 1024

@@ -243,3 +243,12 @@ def test_a_soak_writes_no_health_state(tmp_path: Path, monkeypatch: pytest.Monke
     report = soak(lambda event, context: None, invocations=5)
     assert report.invocations == 5
     assert list(tmp_path.iterdir()) == []
+
+
+def test_on_managed_instances_a_worker_is_judged_against_its_share() -> None:
+    from safehandler.health import memory_limit_bytes
+
+    lmi = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048", "AWS_LAMBDA_MAX_CONCURRENCY": "8"}
+    assert memory_limit_bytes(None, lmi) == 256 * MIB  # 8 worker processes share 2,048 MB
+    assert memory_limit_bytes(None, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}) == 2048 * MIB
+    assert memory_limit_bytes(1024, lmi) == 1024 * MIB  # a configured limit is per process
