@@ -9,6 +9,8 @@ and the function runs.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -16,12 +18,13 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from safehandler import Policy
+from safehandler import Policy, layer
 from safehandler.testing.runtime_api import LocalRuntimeAPI, run_runtime
 
 pytest.importorskip("awslambdaric")
 
-WRAPPER = Path(__file__).resolve().parent.parent / "safehandler" / "exec_wrapper.sh"
+ROOT = Path(__file__).resolve().parent.parent
+WRAPPER = ROOT / "safehandler" / "exec_wrapper.sh"
 
 MODULES = {
     "fine": """
@@ -96,9 +99,13 @@ def task_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def outcome(root: Path, handler: str, wrapper: Path | None, env: dict[str, str]) -> Outcome:
+def outcome(
+    root: Path, handler: str, wrapper: Path | None, env: dict[str, str], python: str | None = None
+) -> Outcome:
     with LocalRuntimeAPI([{"n": 1}]) as api:
-        runtime = run_runtime(handler, task_root=root, api=api, wrapper=wrapper, env=env)
+        runtime = run_runtime(
+            handler, task_root=root, api=api, wrapper=wrapper, env=env, python=python
+        )
         # polled: a process exit is not an event the API's waits wake up for
         deadline = time.monotonic() + 60
         while not (api.results or api.init_errors or runtime.poll() is not None):
@@ -128,6 +135,55 @@ def test_the_layer_reports_what_lambda_reports(case: str, task_root: Path) -> No
     layered = outcome(task_root, CASES[case], WRAPPER, env)
     assert layered == native
     assert native.init_error or native.result or native.exit_status  # something to compare
+
+
+CURRENT = "{}.{}".format(*sys.version_info[:2])
+
+
+@pytest.fixture(scope="module")
+def other_pythons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Each other supported Python on this machine, in a venv of its own with awslambdaric
+    (a binary wheel: a few seconds each); safehandler comes from this checkout."""
+    found = {}
+    for python in layer.find_interpreters():
+        version = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if version == CURRENT:
+            continue
+        venv = tmp_path_factory.mktemp(f"python{version}")
+        interpreter = venv / "bin" / "python"
+        try:
+            subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
+            pip = [str(interpreter), "-m", "pip", "install", "-q", "--only-binary=:all:"]
+            subprocess.run(
+                [*pip, "awslambdaric"],
+                check=True,
+                timeout=300,
+                capture_output=True,
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            continue  # no wheel for it here: that Python is skipped, not failed
+        found[version] = str(interpreter)
+    return found
+
+
+@pytest.mark.parametrize("version", [v for v in layer.PYTHONS if v != CURRENT])
+def test_the_layer_reports_what_lambda_reports_on_other_pythons(
+    version: str, other_pythons: dict[str, str], task_root: Path
+) -> None:
+    if version not in other_pythons:
+        pytest.skip(f"no Python {version} with awslambdaric on this machine")
+    env = {"TMPDIR": str(task_root), "PYTHONPATH": str(ROOT)}
+    python = other_pythons[version]
+    for case, handler in CASES.items():
+        native = outcome(task_root, handler, None, env, python)
+        layered = outcome(task_root, handler, WRAPPER, env, python)
+        assert layered == native, case
+        assert native.init_error or native.result or native.exit_status, case
 
 
 def test_the_matrix_names_the_errors_lambda_names(task_root: Path) -> None:
