@@ -70,6 +70,7 @@ def build_layer(
         shutil.rmtree(site / "psutil" / "tests", ignore_errors=True)
         shutil.copytree(_PACKAGE, site / "safehandler", ignore=_not_shipped)
         found = find_interpreters() if interpreters is None else interpreters
+        print(f"bytecode for: {', '.join(found) or 'none'}", file=sys.stderr)
         for python in found:
             _compile(python, site)
         _zip(Path(scratch), target)
@@ -122,7 +123,7 @@ def _is_python(candidate: str, version: str) -> bool:
             [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=120,  # a pyenv shim on a loaded machine is slow, not absent
             check=False,
         )
     except OSError:
