@@ -20,8 +20,9 @@ Lambda Runtime API on 127.0.0.1, with ``safehandler.runtime_api.run_runtime``.
    2 cores: it is part of every figure.
 2. **Soft recycle.** With the layer, under ``RLIMIT_NOFILE`` 256, a handler that leaks one
    socket per invocation (to a local TCP server that accepts and hangs up): past 50 % of the
-   limit (128 fds) the guard marks the environment unhealthy, the runtime exits with status
-   75 between invocations and the wrapper starts a fresh one, about every 120 invocations.
+   limit (128 fds) the guard marks the environment unhealthy, the runtime exits between
+   invocations (a clean exit, after creating the wrapper's marker file) and the wrapper
+   starts a fresh one, about every 120 invocations.
    ``--recycle-events`` (1,500) events. A recycle's cost is the time from the answer of the
    old runtime's last invocation (``answered_at``) to the next event being fetched by the
    new pid (``fetched_at``), which is what a caller waiting for that event would see; next to

@@ -6,6 +6,7 @@ every import.
 
 from __future__ import annotations
 
+from ._constants import VERSION
 from ._records import Finding
 from .errors import (
     ConfigError,
@@ -23,7 +24,7 @@ from .guard import guard
 from .policy import Policy
 from .probes.globals import allow_global
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "ConfigError",

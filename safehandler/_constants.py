@@ -5,6 +5,8 @@ One place for every name, so the README's settings table and the code cannot dri
 
 from __future__ import annotations
 
+VERSION = "0.1.0"  # safehandler.__version__; here so that the layer's entry need not import it
+
 # safehandler's own settings (see config.Policy)
 MODE = "SAFEHANDLER_MODE"
 LEAK_AFTER = "SAFEHANDLER_LEAK_AFTER"
@@ -31,12 +33,16 @@ ORIGINAL_HANDLER = "SAFEHANDLER_ORIGINAL_HANDLER"
 SUPERVISED = "SAFEHANDLER_SUPERVISED"
 HEALTH_FILE = "SAFEHANDLER_HEALTH_FILE"  # "off": write none
 RESTARTS = "SAFEHANDLER_RESTARTS"  # set by the exec wrapper: how often it restarted the runtime
+# set by the exec wrapper: the file a recycling runtime creates to be restarted (the channel
+# is the file, in the wrapper's private directory, never an exit status a handler can give)
+RECYCLE_MARKER = "SAFEHANDLER_RECYCLE_MARKER"
 TEST_MYSQL_URL = "SAFEHANDLER_TEST_MYSQL_URL"  # the test suite's server
 NOT_POLICY = (
     ORIGINAL_HANDLER,
     SUPERVISED,
     HEALTH_FILE,
     RESTARTS,
+    RECYCLE_MARKER,
     TEST_MYSQL_URL,
 )  # read where used
 PREFIX = "SAFEHANDLER_"
@@ -45,6 +51,7 @@ PREFIX = "SAFEHANDLER_"
 LAMBDA_MEMORY_SIZE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 LAMBDA_MAX_CONCURRENCY = "AWS_LAMBDA_MAX_CONCURRENCY"
 LAMBDA_RUNTIME_API = "AWS_LAMBDA_RUNTIME_API"
+LAMBDA_LOG_FORMAT = "AWS_LAMBDA_LOG_FORMAT"  # "JSON": the runtime's formatter writes JSON lines
 LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
 # Powertools' own, honoured when set
 POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"

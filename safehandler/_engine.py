@@ -87,7 +87,7 @@ class Engine:
         self._stat_slots: tuple[tuple[int, Probe], ...] = ()
         memory_limit = memory_limit_bytes(policy.memory_limit_mb) if policy.enabled else None
         self.judge = Judge(policy, memory_limit)
-        self.monitor = HealthMonitor(policy, memory_limit)
+        self.monitor = HealthMonitor(policy, memory_limit, recycle.previous())
         if policy.enabled:
             use_patterns(policy.redact_patterns)  # every output of the process hides them
             try:
@@ -312,9 +312,10 @@ class Engine:
             if invocation == 1 and self.monitor.unhealthy_since is None:
                 _health_state.publish(healthy=True, reasons=(), invocation=1)
             return
-        _health_state.publish(healthy=False, reasons=health.reasons, invocation=invocation)
-        if self.policy.recycle == "auto":
-            recycle.request(list(health.reasons))
+        if health.recyclable:  # else near the limit, but a restart would not change that
+            _health_state.publish(healthy=False, reasons=health.reasons, invocation=invocation)
+            if self.policy.recycle == "auto":
+                recycle.request(list(health.reasons), invocation, stats.fds, stats.rss)
         log_unhealthy(self.logger, invocation, health, self.open_counts()[:5])
 
     # -- fail open --------------------------------------------------------------------

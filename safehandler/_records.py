@@ -25,6 +25,7 @@ __all__ = [
     "Handle",
     "InvocationStats",
     "Owner",
+    "PastRecycle",
     "Resource",
     "Site",
     "plural",
@@ -519,3 +520,11 @@ class InvocationStats(NamedTuple):
             int(data.get("findings", 0)),
             data.get("db"),
         )
+
+
+class PastRecycle(NamedTuple):
+    """What the previous generation used when it was recycled, as the wrapper kept it."""
+
+    invocations: int  # it served
+    fds: int | None
+    rss: int | None

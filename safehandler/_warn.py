@@ -13,10 +13,17 @@ from typing import Any
 from ._constants import LOGGER_NAME
 from ._redact import redact
 
-__all__ = ["warn"]
+__all__ = ["error", "warn"]
 
 
 def warn(message: str, *args: Any, exc: BaseException | None = None) -> None:
     with contextlib.suppress(Exception):
         text = redact(message % args if args else message)
         logging.getLogger(LOGGER_NAME).warning(text, exc_info=exc)
+
+
+def error(message: str, *args: Any) -> None:
+    """A setting that is wrong and was replaced: an error line, the function still runs."""
+    with contextlib.suppress(Exception):
+        text = redact(message % args if args else message)
+        logging.getLogger(LOGGER_NAME).error(text)

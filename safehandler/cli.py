@@ -11,12 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
-from ._health_state import read_state, state_path
+from ._health_state import state_path, worst_live_state
 from ._redact import redact_text
 from .errors import ConfigError
-from .layer import ARCHES, PYTHONS, build_layer
+from .layer import ARCHES, build_layer, publish_command, publish_layer
 from .policy import settings_table
 from .testing import (
     DEFAULT_INVOCATIONS,
@@ -91,15 +92,30 @@ def _parser() -> argparse.ArgumentParser:
         "health",
         help="exit 0 if the guarded process is healthy, 1 if not, 2 if unknown",
         description="For container health checks (ECS, Kubernetes): reads the state the guard "
-        "keeps in SAFEHANDLER_HEALTH_FILE.",
+        "keeps beside SAFEHANDLER_HEALTH_FILE, one file per process (<stem>.<pid>.json): the "
+        "worst state of the processes still running.",
     )
-    check.add_argument("--file", help="the state file (default: SAFEHANDLER_HEALTH_FILE)")
-    layer = commands.add_parser("layer", help="build the Lambda layer")
+    check.add_argument("--file", help="the states' base path (default: SAFEHANDLER_HEALTH_FILE)")
+    layer = commands.add_parser("layer", help="build or publish the Lambda layer")
     layer_commands = layer.add_subparsers(dest="layer_command", required=True, metavar="COMMAND")
-    build = layer_commands.add_parser("build", help="write the layer zip")
+    build = layer_commands.add_parser(
+        "build", help="write the layer zip: one per architecture, for every supported Python"
+    )
     build.add_argument("--arch", choices=sorted(ARCHES), default="x86_64")
-    build.add_argument("--python", choices=PYTHONS, default="3.12")
     build.add_argument("-o", "--output", metavar="DIR", required=True)
+    build.add_argument(
+        "--no-bytecode", action="store_true", help="ship sources only (no precompiled .pyc)"
+    )
+    publish = layer_commands.add_parser(
+        "publish",
+        help="publish a built zip as a layer version (dry run unless --yes)",
+        description="Prints the AWS CLI command that publishes the zip; with --yes publishes "
+        "it with boto3 and the usual AWS credentials, and prints the new version's ARN.",
+    )
+    publish.add_argument("zip", metavar="ZIP", help="the zip `safehandler layer build` wrote")
+    publish.add_argument("--arch", choices=sorted(ARCHES), default="x86_64")
+    publish.add_argument("--region", help="the AWS region (default: boto3's)")
+    publish.add_argument("--yes", action="store_true", help="publish it for real")
     return parser
 
 
@@ -111,9 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "health":
         return _health(args.file)
     if args.command == "layer":
-        path = build_layer(args.output, arch=args.arch, python=args.python)
-        print(path)
-        return EXIT_CLEAN
+        return _layer(args)
     with contextlib.ExitStack() as outputs:
         try:
             # Opened first: a leaking handler may leave no descriptor to open them with later.
@@ -143,10 +157,31 @@ def _open_output(path: str | None) -> contextlib.AbstractContextManager[TextIO |
     return open(path, "w", encoding="utf-8")
 
 
+def _layer(args: argparse.Namespace) -> int:
+    if args.layer_command == "build":
+        print(
+            build_layer(args.output, arch=args.arch, interpreters=[] if args.no_bytecode else None)
+        )
+        return EXIT_CLEAN
+    archive = Path(args.zip)
+    if not archive.is_file():
+        print(f"safehandler: error: {archive}: no such zip", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.yes:
+        print("# dry run: the command that publishes it (or run again with --yes):")
+        print(publish_command(archive, args.arch, args.region))
+        return EXIT_CLEAN
+    print(publish_layer(archive, args.arch, region=args.region))
+    return EXIT_CLEAN
+
+
 def _health(path: str | None) -> int:
-    state = read_state(path)
+    state = worst_live_state(path)
     if state is None:
-        print(redact_text(f"unknown: no health state at {path or state_path()}"), file=sys.stderr)
+        print(
+            redact_text(f"unknown: no live process's health state beside {path or state_path()}"),
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     print(redact_text(str(state)))
     return EXIT_CLEAN if state.healthy else EXIT_LEAK

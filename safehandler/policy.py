@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 from . import _constants as env
 from ._redact import compile_patterns, split_patterns
-from ._warn import warn
+from ._warn import error, warn
 from .errors import ConfigError
 
 __all__ = ["PROBE_NAMES", "SETTINGS", "Policy", "Setting"]
@@ -419,7 +419,10 @@ class Policy:
         """Defaults, overridden by ``SAFEHANDLER_*`` variables, overridden by ``overrides``."""
         environ = os.environ if environ is None else environ
         _reject_unknown(overrides)
-        _warn_unknown_variables(environ)
+        # Under the layer's wrapper a variable is a console edit, not code: a typo there must
+        # not stop the function. One error line per bad variable, and its default is used.
+        fail_open = environ.get(env.SUPERVISED) == "1"
+        _warn_unknown_variables(environ, as_error=fail_open)
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = environ.get(setting.env)
@@ -430,7 +433,11 @@ class Policy:
             except ValueError:
                 value = raw
             if not setting.check(value):
-                raise ConfigError(f"{setting.env}={raw!r}: must be {setting.accepted}")
+                problem = f"{setting.env}={raw!r}: must be {setting.accepted}"
+                if not fail_open:
+                    raise ConfigError(problem)
+                _report_once(setting.env, f"{problem}; the default {_shown(setting)} is used")
+                continue
             values[setting.field] = value
         values.update(overrides)
         return cls(**values)
@@ -473,14 +480,44 @@ def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]
     ]
 
 
-def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
-    """One warning per unknown variable and process: a typo must be heard, never fatal."""
+def _warn_unknown_variables(environ: Mapping[str, str], *, as_error: bool = False) -> None:
+    """One warning per unknown variable and process: a typo must be heard, never fatal.
+    Under the layer, an error line: the setting meant is at its default, which was not meant."""
     for name, closest in unknown_variables(environ):
         if name in _warned:
             continue
         _warned.add(name)
         hint = f"; did you mean {closest}?" if closest else ""
-        warn("safehandler: %s is not a setting and is ignored%s", name, hint)
+        if as_error:
+            accepted = _BY_ENV[closest].accepted if closest in _BY_ENV else ""
+            accepted = f" (accepted: {accepted})" if accepted else ""
+            error(
+                "safehandler: %s=%r is not a setting and is ignored%s%s",
+                name,
+                environ[name],
+                hint,
+                accepted,
+            )
+        else:
+            warn("safehandler: %s is not a setting and is ignored%s", name, hint)
+
+
+def _report_once(variable: str, problem: str) -> None:
+    if variable not in _warned:
+        _warned.add(variable)
+        error("safehandler: %s", problem)
+
+
+def _shown(setting: Setting) -> str:
+    default = setting.default
+    if default is None:
+        return "'auto'"
+    if isinstance(default, frozenset):
+        return repr(",".join(sorted(default)))
+    return repr(default)
+
+
+_BY_ENV = {setting.env: setting for setting in SETTINGS}
 
 
 def _policy_from(settings: dict[str, Any]) -> Policy:

@@ -9,10 +9,16 @@ response, to ask for N+1. That gap is the one safe place to exit. The base clien
 patched if it exists, else the concrete one; if neither does, one warning and report-only mode.
 Nothing is decided from a background thread.
 
-Under the layer's exec wrapper (``SAFEHANDLER_SUPERVISED=1``) the process exits with
-``RECYCLE_STATUS`` and the wrapper starts a fresh runtime: Lambda never sees an exit. Without
-it (the decorator alone) the process exits and Lambda replaces the environment: the next
-invocation pays a cold start.
+The exit is a clean one: ``SystemExit`` out of awslambdaric's loop, so the interpreter ends as
+any program does: ``atexit`` callbacks run (how telemetry SDKs flush), open files are flushed
+and closed, stdio too. Bounded: if that takes longer than ``EXIT_BUDGET_S`` (a callback that
+hangs, a non-daemon thread that never ends), ``SIGALRM`` ends the process.
+
+Under the layer's exec wrapper, the runtime first creates the wrapper's marker file
+(``SAFEHANDLER_RECYCLE_MARKER``, in a directory only the wrapper made) and the wrapper starts a
+fresh runtime: Lambda never sees an exit. The exit status carries nothing, so a handler's own
+``sys.exit(75)`` is its own. Without the wrapper (the decorator alone) the process exits with 0
+and Lambda replaces the environment: the next invocation pays a cold start.
 """
 
 from __future__ import annotations
@@ -21,21 +27,33 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import sys
 from types import ModuleType
 from typing import Any
 
 from . import _fleet
-from ._constants import LAMBDA_MAX_CONCURRENCY, LAMBDA_RUNTIME_API, LOGGER_NAME, SUPERVISED
+from ._constants import LAMBDA_MAX_CONCURRENCY, LAMBDA_RUNTIME_API, LOGGER_NAME, RECYCLE_MARKER
 from ._imports import when_imported
+from ._records import PastRecycle
 from ._redact import redact_text
 
-__all__ = ["RECYCLE_STATUS", "allowed", "install_hook", "pending", "recycle_now", "request"]
+__all__ = [
+    "EXIT_BUDGET_S",
+    "allowed",
+    "install_hook",
+    "pending",
+    "previous",
+    "recycle_now",
+    "request",
+]
 
 _log = logging.getLogger(LOGGER_NAME)
 _CLIENT_CLASSES = ("BaseLambdaRuntimeClient", "LambdaRuntimeClient")
 
-RECYCLE_STATUS = 75  # EX_TEMPFAIL: "try again", which is what the wrapper does
+# What an orderly exit may take (atexit callbacks, thread joins, finalisers): the next event
+# waits meanwhile. A telemetry flush takes tens of milliseconds; one that hangs is cut here.
+EXIT_BUDGET_S = 2
 
 _reasons: list[str] = []
 
@@ -45,9 +63,30 @@ def allowed() -> bool:
     return not os.environ.get(LAMBDA_MAX_CONCURRENCY)
 
 
-def request(reasons: list[str]) -> None:
+_use: list[int | None] = []  # invocations served, fds and RSS when the recycle was asked for
+
+
+def request(
+    reasons: list[str], invocations: int = 0, fds: int | None = None, rss: int | None = None
+) -> None:
     if not _reasons:
         _reasons.extend(reasons)
+        _use[:] = [invocations, fds, rss]
+
+
+def previous() -> PastRecycle | None:
+    """What the previous generation used when it was recycled (the wrapper keeps its marker
+    as ``<marker>.last``), for the back-off; None for the first generation."""
+    marker = os.environ.get(RECYCLE_MARKER)
+    if not marker:
+        return None
+    try:
+        with open(f"{marker}.last", encoding="ascii") as last:
+            fields = last.read().split()
+        served, fds, rss = (None if f == "-" else int(f) for f in fields[:3])
+    except (OSError, ValueError):
+        return None  # none yet, or unreadable: no back-off
+    return PastRecycle(served or 0, fds, rss)
 
 
 def pending() -> bool:
@@ -55,18 +94,40 @@ def pending() -> bool:
 
 
 def recycle_now() -> None:  # pragma: no cover - ends the process; tested end to end
-    supervised = os.environ.get(SUPERVISED) == "1"
+    marker = os.environ.get(RECYCLE_MARKER)
     logging.getLogger(LOGGER_NAME).warning(
         "safehandler: recycling the environment (%s): %s",
-        "restarting the runtime" if supervised else "exiting; Lambda starts a new one",
+        "restarting the runtime" if marker else "exiting; Lambda starts a new one",
         redact_text("; ".join(_reasons)),
     )
     _fleet.before_recycle(_reasons)  # the fleet view's last line, before the flush
-    logging.shutdown()  # flushes every handler: CloudWatch gets the last lines
+    if marker:
+        _mark(marker)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # exiting anyway
             stream.flush()
-    os._exit(RECYCLE_STATUS if supervised else 0)
+    # SIG_DFL: the kernel ends the process when the budget is spent, whatever Python is doing
+    with contextlib.suppress(Exception):
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(EXIT_BUDGET_S)
+    raise SystemExit(0)  # out of awslambdaric's loop: atexit, finalisers, flushed files
+
+
+def _mark(marker: str) -> None:
+    """Create the wrapper's marker, holding the use that asked for the recycle (read back
+    by the next generation): never through a symlink, never over another file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    record = " ".join("-" if v is None else str(v) for v in _use or [0, None, None])
+    try:
+        fd = os.open(marker, flags, 0o600)
+        try:
+            os.write(fd, f"{record}\n".encode("ascii"))
+        finally:
+            os.close(fd)
+    except FileExistsError:
+        pass  # marked already
+    except OSError as exc:  # the wrapper will pass the exit on: Lambda starts a new runtime
+        _log.warning("safehandler: cannot tell the wrapper to restart the runtime: %r", exc)
 
 
 def install_hook() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,16 @@ from safehandler.guard import engine_of
 from safehandler.testing import FakeLambdaContext
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _health_state_of_the_suite(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The suite's guarded handlers (and their subprocesses) keep their health state in a
+    directory of the run's own, never at the production default /tmp/safehandler-health.*"""
+    if "SAFEHANDLER_HEALTH_FILE" not in os.environ:
+        base = tmp_path_factory.mktemp("health") / "safehandler-health.json"
+        os.environ["SAFEHANDLER_HEALTH_FILE"] = str(base)
+
 
 # The first draw of st.characters() builds Hypothesis's Unicode table (about a second on a
 # fresh checkout, more on Python 3.10): the slow-generation check would fail on it, not on us.

@@ -72,4 +72,7 @@ def test_import_pulls_in_no_heavy_module(tmp_path: Path) -> None:
         env=env,
     )
     assert proc.stdout.strip() == "[]"
-    assert (tmp_path / "safehandler-health.json").exists()
+    assert (tmp_path / "safehandler-health.json").exists() is False  # one file per process
+    assert [p.name.split(".")[0] for p in tmp_path.glob("safehandler-health.*.json")] == [
+        "safehandler-health"
+    ]

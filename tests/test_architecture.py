@@ -63,7 +63,7 @@ MAY_IMPORT = {
     },
     "guard": {"engine", "settings", "errors", "records"},
     "api": {"guard", "settings", "errors", "records", "probes"},
-    "runtime": {"guard", "recycle", "settings", "records"},
+    "runtime": {"guard", "recycle", "settings", "records", "redaction", "output"},
     "testing": set(PRODUCTION),
     "faces": {*PRODUCTION, "testing"},
 }

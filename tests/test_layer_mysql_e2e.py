@@ -3,7 +3,9 @@ MariaDB, 1,500 invocations through awslambdaric under Lambda's 1,024 fds."""
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,10 @@ from .test_layer_e2e import (
 
 pytest.register_assert_rewrite("tests.db_fixtures")
 
-from .db_fixtures import Monitor  # noqa: E402
+import pymysql  # noqa: E402
+from sqlalchemy.engine import URL  # noqa: E402
+
+from .db_fixtures import Monitor, connect_kwargs  # noqa: E402
 
 pytest_plugins = ["tests.db_fixtures"]
 
@@ -49,15 +54,35 @@ def handler(event, context):
 
 
 @pytest.fixture
-def room(monitor: Monitor) -> Iterator[int]:
-    """More connections than the runtime has fds, so the runtime runs out first, as on Lambda
-    (where RDS allows thousands)."""
-    [(_, old)] = monitor.query("SHOW VARIABLES LIKE 'max_connections'")
-    monitor.query("SET GLOBAL max_connections = 2000")
+def room(server_url: URL, monitor: Monitor) -> Iterator[None]:
+    """Room on the server for more connections than the runtime has fds, so the runtime runs
+    out first, as on Lambda (where RDS allows thousands), without changing any setting of
+    the shared server: the server side of each of the test user's connections but the newest
+    is killed as soon as it is seen. The handler is done with those (one invocation at a
+    time, thread ids rising); their client sockets stay open in the runtime, and its fds are
+    what this test is about."""
+    admin = pymysql.connect(**connect_kwargs(server_url), autocommit=True)
+    stop = threading.Event()
+
+    def reap() -> None:
+        with admin.cursor() as cursor:
+            while not stop.wait(0.02):
+                cursor.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (monitor.user,)
+                )
+                ids = sorted(int(thread_id) for (thread_id,) in cursor.fetchall())
+                for thread_id in ids[:-1]:
+                    with contextlib.suppress(pymysql.err.MySQLError):
+                        cursor.execute(f"KILL CONNECTION {thread_id}")
+
+    reaper = threading.Thread(target=reap, name="test-reaper", daemon=True)
+    reaper.start()
     try:
-        yield 2000
+        yield
     finally:
-        monitor.query(f"SET GLOBAL max_connections = {int(old)}")
+        stop.set()
+        reaper.join()
+        admin.close()
 
 
 def app(tmp_path: Path, *, guarded: bool) -> Path:
@@ -80,7 +105,7 @@ def db_env(kwargs: dict[str, Any]) -> dict[str, str]:
 
 
 def test_without_safehandler_the_fds_run_out_near_1000(
-    tmp_path: Path, mysql_kwargs: dict[str, Any], monitor: Monitor, room: int
+    tmp_path: Path, mysql_kwargs: dict[str, Any], monitor: Monitor, room: None
 ) -> None:
     baseline = monitor.threads()
     api, runtimes = soak_runtime(app(tmp_path, guarded=False), 0, env=db_env(mysql_kwargs))
@@ -94,7 +119,7 @@ def test_without_safehandler_the_fds_run_out_near_1000(
 
 
 def test_with_the_layer_none_fails_and_the_runtime_is_recycled(
-    tmp_path: Path, mysql_kwargs: dict[str, Any], monitor: Monitor, room: int
+    tmp_path: Path, mysql_kwargs: dict[str, Any], monitor: Monitor, room: None
 ) -> None:
     baseline = monitor.threads()
     # No DB cleanup: the layer alone, recycling whenever fds pass 50% of 1,024.

@@ -29,7 +29,8 @@ announced (``Lambda-Runtime-Deadline-Ms``), and the runtime is stopped when the 
 The modules, each importing only those before it: ``_records`` (the values), ``_procfs``
 (which pid holds a socket), ``_feed`` (the events to serve), ``_http`` (server, handler,
 bodies), ``_routes`` (what each route answers and records), ``_server`` (``LocalRuntimeAPI``),
-``_process`` (``run_runtime``), ``_local`` (``run_local``).
+``_managed`` (an emulated ``/var/runtime/bootstrap.py``), ``_process`` (``run_runtime``),
+``_local`` (``run_local``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from types import TracebackType
 from typing import IO
 
 from .._limits import fd_limited
+from ._managed import managed_runtime_command
 from ._server import LocalRuntimeAPI
 
 __all__ = ["RuntimeProcess", "run_runtime", "runtime_env"]
@@ -35,6 +37,7 @@ class RuntimeProcess(subprocess.Popen[bytes]):
     _out: IO[bytes]
     _err: IO[bytes]
     _text: tuple[str, str] | None = None
+    _scratch: str | None = None  # an emulated /var/runtime, removed once stopped
 
     def stop(self, grace: float = 0.5) -> int:
         """SIGTERM the group, SIGKILL what is left after ``grace`` seconds; reap; the status."""
@@ -96,6 +99,8 @@ class RuntimeProcess(subprocess.Popen[bytes]):
             self._text = self._read()
             self._out.close()
             self._err.close()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def runtime_env(
@@ -147,19 +152,26 @@ def run_runtime(
     wrapper: str | os.PathLike[str] | None = None,
     rlimit_nofile: int | None = None,
     python: str | None = None,
+    opt: str | os.PathLike[str] | None = None,
 ) -> RuntimeProcess:
     """Start ``python -m awslambdaric handler`` in ``task_root`` against ``api``.
 
     ``wrapper``: an exec wrapper, run as Lambda runs ``AWS_LAMBDA_EXEC_WRAPPER``: with the
     runtime command as its arguments. ``rlimit_nofile``: soft and hard ``RLIMIT_NOFILE`` of
     the runtime (Lambda's is 1,024). ``env`` is applied last, over Lambda's variables.
+    ``opt``: run the managed runtime's command instead, an emulated ``/var/runtime/bootstrap.py``
+    that builds ``sys.path`` as Lambda's does, with ``opt`` as ``/opt`` (the layers, merged).
     The process is stopped with ``api`` (or leave its ``with`` block, or call ``stop()``).
     """
-    argv = [python or sys.executable, "-m", "awslambdaric", handler]
     wrapper_path = None if wrapper is None else os.fspath(wrapper)
+    if wrapper_path is not None and not os.access(wrapper_path, os.X_OK):
+        raise ValueError(f"exec wrapper {wrapper_path!r} is not an executable file")
+    argv = [python or sys.executable, "-m", "awslambdaric", handler]
+    scratch = None
+    if opt is not None:
+        argv, runtime_dir = managed_runtime_command(opt, python)
+        scratch = os.fspath(runtime_dir)
     if wrapper_path is not None:
-        if not os.access(wrapper_path, os.X_OK):
-            raise ValueError(f"exec wrapper {wrapper_path!r} is not an executable file")
         argv = [wrapper_path, *argv]
     if rlimit_nofile is not None:
         import resource
@@ -187,7 +199,9 @@ def run_runtime(
     except BaseException:
         out.close()
         err.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         raise
-    proc._out, proc._err = out, err
+    proc._out, proc._err, proc._scratch = out, err, scratch
     api._adopt(proc)
     return proc
