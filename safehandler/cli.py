@@ -1,6 +1,7 @@
 """The ``safehandler`` command: ``soak`` a handler; print the ``settings`` table.
 
-Exit status: 0 clean, 1 leak found, 2 usage error (one line on stderr, no traceback).
+Exit status: 0 clean, 1 leak found or invocations failing, 2 usage error (one line on stderr,
+no traceback).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .testing import (
 
 __all__ = ["main"]
 
-EXIT_CLEAN, EXIT_LEAK, EXIT_USAGE = 0, 1, 2
+EXIT_CLEAN, EXIT_LEAK, EXIT_USAGE = 0, 1, 2  # EXIT_LEAK: a leak, or failing invocations
 
 
 def _positive(text: str) -> int:

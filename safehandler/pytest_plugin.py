@@ -138,8 +138,18 @@ def _summary(report: SoakReport) -> dict[str, Any]:
     return {
         "handler": redact_text(report.handler),
         "verdict": report.verdict,
-        "findings": [redact_text(f"[{finding.kind}] {finding}") for finding in report.findings],
+        "findings": [redact_text(f"[{finding.kind}] {finding}") for finding in report.findings]
+        + _failing_lines(report),
     }
+
+
+def _failing_lines(report: SoakReport) -> list[str]:
+    first = report.failures.first
+    if first is None:
+        return []
+    evolution = report.failures.evolution(report.invocations)
+    line = f"[failing] first at invocation {first.invocation:,} ({first}); {evolution}"
+    return [redact_text(line)]
 
 
 @pytest.fixture(name="soak")

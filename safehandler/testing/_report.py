@@ -14,6 +14,7 @@ from typing import Any
 from .._records import Finding, InvocationStats, plural
 from .._redact import redact_obj, redact_text
 from ._limits import LAMBDA_FD_LIMIT
+from ._outcomes import CLEAN, FAILING, Failures, verdict_of
 
 __all__ = ["ADVICE", "SoakReport"]
 
@@ -29,14 +30,21 @@ class SoakReport:
     stats: list[InvocationStats] = field(default_factory=list, repr=False)
     fd_exhausted_at: int | None = None  # the first invocation that failed with EMFILE
     fd_limit: int | None = None  # the soft RLIMIT_NOFILE the soak ran under
+    failures: Failures = field(default_factory=Failures)  # raised or returned an error
 
     @property
     def verdict(self) -> str:
-        return "leak" if self.findings else "clean"
+        """``leak`` (findings), ``failing`` (invocations failed, nothing leaked) or ``clean``."""
+        return verdict_of(len(self.findings), self.failures.count)
 
     @property
     def clean(self) -> bool:
-        return not self.findings
+        return self.verdict == CLEAN
+
+    @property
+    def failed(self) -> int:
+        """Invocations that raised or returned an error response."""
+        return self.failures.count
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape; keys may be added, never renamed. Redacted."""
@@ -46,6 +54,8 @@ class SoakReport:
             "errors": self.errors,
             "error_types": dict(self.error_types),
             "verdict": self.verdict,
+            "failed": self.failed,
+            "failures": self.failures.to_dict(self.invocations),
             "seconds": round(self.seconds, 3),
             "fd_limit": self.fd_limit,
             "fd_exhausted_at": self.fd_exhausted_at,
@@ -67,6 +77,7 @@ class SoakReport:
             stats=[InvocationStats(*row) for row in data.get("stats", [])],
             fd_exhausted_at=data.get("fd_exhausted_at"),
             fd_limit=data.get("fd_limit"),
+            failures=Failures.from_dict(data.get("failures")),
         )
 
     def __str__(self) -> str:
@@ -78,19 +89,34 @@ class SoakReport:
             f"safehandler soak {self.handler}: {self.invocations:,} invocations in "
             f"{self.seconds:.2f} s ({rate:,.0f}/s), {self.errors:,} raised"
         )
+        returned = self.failed - self.errors
+        if returned > 0:
+            head += f", {returned:,} returned an error"
         if self.error_types:
             head += " (" + ", ".join(f"{n:,} {k}" for k, n in self.error_types.items()) + ")"
         lines = [head]
         if self.stats:
-            lines += _counters_lines(self.stats)
+            lines += _counters_lines(self.stats, self.fd_limit)
         if self.fd_exhausted_at is not None:
             limit = f" (RLIMIT_NOFILE {self.fd_limit:,})" if self.fd_limit else ""
             lines.append(
                 f"EMFILE at invocation {self.fd_exhausted_at:,}: the process ran out of file "
                 f"descriptors{limit}; every later invocation that opens one fails"
             )
+        first = self.failures.first
+        if first is not None:
+            lines.append(
+                f"failing: first at invocation {first.invocation:,} ({first}); "
+                + self.failures.evolution(self.invocations)
+            )
         if self.clean:
             lines.append("verdict: clean, nothing outlived its invocation")
+            return "\n".join(lines)
+        if self.verdict == FAILING:
+            lines.append(
+                f"verdict: FAILING, {self.failed:,} of {self.invocations:,} "
+                f"{plural('invocation', self.invocations)} failed"
+            )
             return "\n".join(lines)
         count = len(self.findings)
         lines.append(f"verdict: LEAK, {count} {plural('finding', count)}")
@@ -109,7 +135,7 @@ ADVICE = (
 )
 
 
-def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMIT) -> list[str]:
+def _counters_lines(stats: list[InvocationStats], fd_limit: int | None) -> list[str]:
     def ends(column: str) -> tuple[InvocationStats, InvocationStats] | None:
         # a probe switched off (by EMFILE, say) leaves None: use the last row that has it
         rows = [row for row in stats if getattr(row, column) is not None]
@@ -122,10 +148,9 @@ def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMI
         parts.append(f"open fds {opened:,} -> {now:,}")
         if now > opened and last.invocation > first.invocation:
             per_call = (now - opened) / (last.invocation - first.invocation)
-            runs_out = first.invocation + (fd_limit - opened) / per_call
             lines.append(
-                f"at {per_call:.2g} fd per invocation, Lambda's {fd_limit:,} fds run out near "
-                f"invocation {max(1, int(runs_out)):,}"
+                f"at {per_call:.2g} fd per invocation, "
+                + _projection(first.invocation, opened, per_call, fd_limit)
             )
     if threads := ends("threads"):
         parts.append(f"threads {threads[0].threads} -> {threads[1].threads}")
@@ -136,3 +161,15 @@ def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMI
         parts.append(f"RSS {first_rss / 2**20:.1f} -> {last_rss / 2**20:.1f} MiB")
     head = f"after invocation {stats[0].invocation} -> {stats[-1].invocation:,}: "
     return [head + ", ".join(parts), *lines]
+
+
+def _projection(start: int, opened: int, per_call: float, fd_limit: int | None) -> str:
+    """Where the fds run out: under the limit the soak ran under, and Lambda's if it differs."""
+
+    def near(limit: int) -> str:
+        return f"invocation {max(1, int(start + (limit - opened) / per_call)):,}"
+
+    lambdas = f"Lambda's {LAMBDA_FD_LIMIT:,} fds run out near {near(LAMBDA_FD_LIMIT)}"
+    if fd_limit is None or fd_limit == LAMBDA_FD_LIMIT:
+        return lambdas
+    return f"this soak's RLIMIT_NOFILE of {fd_limit:,} runs out near {near(fd_limit)}; " + lambdas

@@ -8,7 +8,6 @@ paths (the handler raised, a certain event) are reported with that path.
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from collections import Counter
@@ -23,13 +22,13 @@ from ..guard import engine_of, guard
 from ..policy import Policy
 from ._context import FakeLambdaContext
 from ._events import labelled
+from ._outcomes import Failures, failure_of
 from ._progress import Progress
 from ._report import SoakReport
 
 __all__ = ["DEFAULT_INVOCATIONS", "soak", "soak_policy"]
 
 DEFAULT_INVOCATIONS = 1500
-_FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE)
 
 
 def soak_policy(environ: Mapping[str, str] | None = None, **settings: Any) -> Policy:
@@ -78,8 +77,8 @@ def soak(
 
     start_invocation = engine.invocation
     outcomes: dict[int, tuple[str, str | None]] = {}  # invocation -> (event label, error)
-    errors: Counter[str] = Counter()
-    exhausted_at: int | None = None
+    raised = 0
+    failures = Failures()
     feed = labelled(events, invocations, seed)
     bar = Progress(progress, invocations)
     started = time.perf_counter()
@@ -90,14 +89,15 @@ def soak(
                 done += 1
                 error = None
                 try:
-                    handler(event, context_factory())
+                    failure = failure_of(done, handler(event, context_factory()))
                 except LeakError:
-                    pass  # a strict guard raised what the observer was told
+                    failure = None  # a strict guard raised what the observer was told
                 except Exception as exc:  # noqa: BLE001 - the handler's own errors are counted
-                    error = _error_name(exc)
-                    errors[error] += 1
-                    if exhausted_at is None and getattr(exc, "errno", None) in _FD_EXHAUSTED:
-                        exhausted_at = done
+                    failure = failure_of(done, exc=exc)
+                    raised += 1
+                    error = failure.error if failure is not None else type(exc).__name__
+                if failure is not None:
+                    failures.record(failure)
                 outcomes[engine.invocation] = (label, error)
                 bar.update(done)
         finally:
@@ -106,21 +106,15 @@ def soak(
     return SoakReport(
         handler=name or _describe(handler),
         invocations=done,
-        errors=sum(errors.values()),
+        errors=raised,
         findings=_merge(collected, engine, outcomes, start_invocation),
         seconds=seconds,
-        error_types=errors,
+        error_types=Counter(failures.kinds),
         stats=stats,
-        fd_exhausted_at=exhausted_at,
+        fd_exhausted_at=failures.fd_exhausted_at,
         fd_limit=_soft_fd_limit(),
+        failures=failures,
     )
-
-
-def _error_name(exc: BaseException) -> str:
-    code = getattr(exc, "errno", None)
-    if isinstance(code, int) and code in errno.errorcode:
-        return f"{type(exc).__name__}[{errno.errorcode[code]}]"
-    return type(exc).__name__
 
 
 def _soft_fd_limit() -> int | None:

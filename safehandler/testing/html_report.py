@@ -308,6 +308,11 @@ def _text(frame: _Frame, invocation: int, y: float, label: str, css: str, *, gap
 def _summary(report: SoakReport, heading: str, handler: str) -> str:
     if report.clean:
         verdict = '<span class="verdict clean">clean</span> nothing outlived its invocation'
+    elif report.verdict == "failing":
+        verdict = (
+            f'<span class="verdict leak">FAILING</span> {report.failed:,} of '
+            f"{report.invocations:,} invocations failed"
+        )
     else:
         count = len(report.findings)
         verdict = f'<span class="verdict leak">LEAK</span> {count} {plural("finding", count)}'
@@ -326,6 +331,12 @@ def _summary(report: SoakReport, heading: str, handler: str) -> str:
         facts.append(("soaked under RLIMIT_NOFILE", f"{report.fd_limit:,}"))
     if report.fd_exhausted_at is not None:
         facts.append(("EMFILE", f"from invocation {report.fd_exhausted_at:,}"))
+    if (first := report.failures.first) is not None:
+        evolution = report.failures.evolution(report.invocations)
+        facts.append(
+            ("failing", escape(redact_text(f"from invocation {first.invocation:,} ({first})")))
+        )
+        facts.append(("failures", escape(evolution)))
     items = "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
     return (
         '<header><p class="eyebrow">safehandler soak report</p>'
