@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ._health_state import read_state, state_path
 from ._redact import redact_text
@@ -21,6 +21,7 @@ from .layer import ARCHES, PYTHONS, build_layer
 from .policy import settings_table
 from .testing import (
     DEFAULT_INVOCATIONS,
+    DEFAULT_TIMEOUT,
     LAMBDA_FD_LIMIT,
     SoakReport,
     TargetError,
@@ -30,6 +31,7 @@ from .testing import (
     soak_isolated,
     soak_policy,
 )
+from .testing._output import AtomicOutput
 
 __all__ = ["main"]
 
@@ -43,6 +45,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number of at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):  # (NaN fails this too)
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
     return value
 
 
@@ -70,6 +82,25 @@ def _parser() -> argparse.ArgumentParser:
         "--events", metavar="DIR", help="a directory of *.json events, used in turn"
     )
     run.add_argument("--seed", type=int, help="shuffle the events with this seed")
+    run.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"each invocation's timeout (default {DEFAULT_TIMEOUT:g}, the Lambda console's "
+        "default): the context counts down from it, a longer invocation fails",
+    )
+    run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop once the soak cannot end clean: at the first leak or failing invocation",
+    )
+    run.add_argument(
+        "--max-seconds",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop when this much time has gone by, and report what ran",
+    )
     run.add_argument(
         "--isolate",
         action="store_true",
@@ -117,31 +148,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CLEAN
     with contextlib.ExitStack() as outputs:
         try:
-            # Opened first: a leaking handler may leave no descriptor to open them with later.
-            json_out = outputs.enter_context(_open_output(args.json))
-            html_out = outputs.enter_context(_open_output(args.html))
-            report = _run_soak(args)
+            # Reserved first: a leaking handler may leave no descriptor to open them with later.
+            json_out = outputs.enter_context(_reserve(args.json))
+            html_out = outputs.enter_context(_reserve(args.html))
+            with _terminated_as_interrupt():
+                report = _run_soak(args)
         except (TargetError, ConfigError, OSError) as exc:
             print(redact_text(f"safehandler: error: {exc}"), file=sys.stderr)
-            for path in (args.json, args.html):  # no half-written reports left behind
-                if path:
-                    with contextlib.suppress(OSError):
-                        os.remove(path)
             return EXIT_USAGE
         if not args.quiet:
             print(report)  # SoakReport's text and to_dict() are redacted
         if json_out is not None:
-            json.dump(report.to_dict(), json_out, indent=2)
-            json_out.write("\n")
+            json_out.commit(json.dumps(report.to_dict(), indent=2) + "\n")
         if html_out is not None:
-            html_out.write(_html(report, args))
+            html_out.commit(_html(report, args))
     return EXIT_CLEAN if report.clean else EXIT_LEAK
 
 
-def _open_output(path: str | None) -> contextlib.AbstractContextManager[TextIO | None]:
+def _reserve(path: str | None) -> contextlib.AbstractContextManager[AtomicOutput | None]:
     if path is None:
         return contextlib.nullcontext()
-    return open(path, "w", encoding="utf-8")
+    return AtomicOutput(path)
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, ``timeout``) stops the soak as Ctrl-C does: the invocations
+    that ran are reported and the report files written."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _health(path: str | None) -> int:
@@ -163,6 +209,9 @@ def _run_soak(args: argparse.Namespace) -> SoakReport:
             fd_limit=args.fd_limit,
             memory_mb=args.memory_mb,
             seed=args.seed,
+            timeout=args.timeout,
+            fail_fast=args.fail_fast,
+            max_seconds=args.max_seconds,
         )
     settings = {"memory_limit_mb": args.memory_mb} if args.memory_mb else {}
     policy = soak_policy(**settings)
@@ -177,6 +226,9 @@ def _run_soak(args: argparse.Namespace) -> SoakReport:
         name=args.target,
         seed=args.seed,
         progress=None if args.quiet else sys.stderr,
+        timeout=args.timeout,
+        fail_fast=args.fail_fast,
+        max_seconds=args.max_seconds,
     )
 
 

@@ -12,6 +12,7 @@ Runtime API under awslambdaric).
 from __future__ import annotations
 
 from ..errors import TargetError
+from ._bounds import DEFAULT_TIMEOUT
 from ._context import FakeLambdaContext
 from ._isolated import soak_isolated
 from ._limits import LAMBDA_FD_LIMIT
@@ -22,6 +23,7 @@ from .runtime_api import LocalRuntimeAPI, RuntimeEvent, run_local, run_runtime
 
 __all__ = [
     "DEFAULT_INVOCATIONS",
+    "DEFAULT_TIMEOUT",
     "LAMBDA_FD_LIMIT",
     "FakeLambdaContext",
     "LocalRuntimeAPI",

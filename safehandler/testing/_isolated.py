@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import TargetError
+from ._bounds import DEFAULT_TIMEOUT
 from ._limits import LAMBDA_FD_LIMIT, fd_limited
 from ._report import SoakReport
 from ._soak import DEFAULT_INVOCATIONS
@@ -27,7 +28,10 @@ def soak_isolated(
     memory_mb: int | None = None,
     seed: int | None = None,
     env: Mapping[str, str] | None = None,
-    timeout: float = 3600,
+    timeout: float = DEFAULT_TIMEOUT,
+    fail_fast: bool = False,
+    max_seconds: float | None = None,
+    wall_timeout: float = 3600,
 ) -> SoakReport:
     """Soak ``target`` in a child process with ``RLIMIT_NOFILE`` at ``fd_limit`` (Lambda's
     1,024 by default) and the function's memory size, so a leak really hits ``EMFILE``."""
@@ -58,12 +62,17 @@ def soak_isolated(
             argv += ["--events", os.fspath(events)]
         if seed is not None:
             argv += ["--seed", str(seed)]
+        argv += ["--timeout", repr(timeout)]
+        if fail_fast:
+            argv.append("--fail-fast")
+        if max_seconds is not None:
+            argv += ["--max-seconds", repr(max_seconds)]
         proc = subprocess.run(
             fd_limited(argv, fd_limit),
             env=child_env,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=wall_timeout,
             check=False,
         )
         if proc.returncode not in (0, 1) or not out.exists():

@@ -31,6 +31,9 @@ class SoakReport:
     fd_exhausted_at: int | None = None  # the first invocation that failed with EMFILE
     fd_limit: int | None = None  # the soft RLIMIT_NOFILE the soak ran under
     failures: Failures = field(default_factory=Failures)  # raised or returned an error
+    planned: int | None = None  # the invocations asked for
+    stopped: str | None = None  # why it stopped before them: fail-fast, max-seconds, interrupted
+    timeout: float | None = None  # each invocation's timeout, seconds
 
     @property
     def verdict(self) -> str:
@@ -56,6 +59,9 @@ class SoakReport:
             "verdict": self.verdict,
             "failed": self.failed,
             "failures": self.failures.to_dict(self.invocations),
+            "planned": self.planned,
+            "stopped": self.stopped,
+            "timeout": self.timeout,
             "seconds": round(self.seconds, 3),
             "fd_limit": self.fd_limit,
             "fd_exhausted_at": self.fd_exhausted_at,
@@ -78,6 +84,9 @@ class SoakReport:
             fd_exhausted_at=data.get("fd_exhausted_at"),
             fd_limit=data.get("fd_limit"),
             failures=Failures.from_dict(data.get("failures")),
+            planned=data.get("planned"),
+            stopped=data.get("stopped"),
+            timeout=data.get("timeout"),
         )
 
     def __str__(self) -> str:
@@ -86,7 +95,8 @@ class SoakReport:
     def _text(self) -> str:
         rate = self.invocations / self.seconds if self.seconds else 0.0
         head = (
-            f"safehandler soak {self.handler}: {self.invocations:,} invocations in "
+            f"safehandler soak {self.handler}: {self.invocations:,} "
+            f"{plural('invocation', self.invocations)} in "
             f"{self.seconds:.2f} s ({rate:,.0f}/s), {self.errors:,} raised"
         )
         returned = self.failed - self.errors
@@ -95,6 +105,9 @@ class SoakReport:
         if self.error_types:
             head += " (" + ", ".join(f"{n:,} {k}" for k, n in self.error_types.items()) + ")"
         lines = [head]
+        if self.stopped:
+            planned = f" of {self.planned:,}" if self.planned else ""
+            lines.append(f"stopped after invocation {self.invocations:,}{planned}: {self.stopped}")
         if self.stats:
             lines += _counters_lines(self.stats, self.fd_limit)
         if self.fd_exhausted_at is not None:

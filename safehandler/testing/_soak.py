@@ -8,6 +8,9 @@ paths (the handler raised, a certain event) are reported with that path.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import os
 import time
 from collections import Counter
@@ -17,16 +20,17 @@ from typing import Any, TextIO
 from .._constants import DB_CLEANUP
 from .._engine import Engine, Invocation
 from .._records import Finding, InvocationStats
-from ..errors import LeakError
+from ..errors import ConfigError, LeakError
 from ..guard import engine_of, guard
 from ..policy import Policy
+from ._bounds import DEFAULT_TIMEOUT, MAX_TIMEOUT, InvocationTimeout, deadline
 from ._context import FakeLambdaContext
 from ._events import labelled
-from ._outcomes import Failures, failure_of
+from ._outcomes import Failure, Failures, failure_of
 from ._progress import Progress
 from ._report import SoakReport
 
-__all__ = ["DEFAULT_INVOCATIONS", "soak", "soak_policy"]
+__all__ = ["DEFAULT_INVOCATIONS", "check_bounds", "soak", "soak_policy"]
 
 DEFAULT_INVOCATIONS = 1500
 
@@ -52,21 +56,30 @@ def soak(
     seed: int | None = None,
     context_factory: Callable[[], Any] | None = None,
     progress: TextIO | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    fail_fast: bool = False,
+    max_seconds: float | None = None,
 ) -> SoakReport:
     """Run ``handler`` ``invocations`` times and report every leak it showed.
 
     ``events``: see ``_events.labelled``. A handler that is already guarded is soaked with its
     own engine; any other is guarded here with ``policy`` (default: ``soak_policy()``).
-    ``progress``: a terminal stream for a progress bar.
+    ``timeout``: each invocation's, in seconds (Lambda's console default, 3 s): the context
+    counts down from it and a longer invocation is stopped and fails. ``fail_fast``: stop once
+    the soak cannot end clean (a leak found, or an invocation failed). ``max_seconds``: stop
+    when this much time has gone by. ``progress``: a terminal stream for a progress bar.
     """
-    if invocations < 1:
-        raise ValueError(f"invocations={invocations!r}: must be at least 1")
+    check_bounds(invocations=invocations, timeout=timeout, max_seconds=max_seconds)
     if context_factory is None:
-        context_factory = FakeLambdaContext
+        context_factory = functools.partial(FakeLambdaContext, timeout_s=timeout)
     engine = engine_of(handler)
+    bounded: Callable[[], contextlib.AbstractContextManager[None]]
     if engine is None:
-        handler = guard(handler, policy=policy or soak_policy())
+        handler = guard(_timed(handler, timeout), policy=policy or soak_policy())
         engine = engine_of(handler)
+        bounded = contextlib.nullcontext
+    else:  # its own guard runs inside the timer: the best that can be done from outside
+        bounded = functools.partial(deadline, timeout)
     assert engine is not None
     collected: list[Finding] = []
     stats: list[InvocationStats] = []
@@ -79,6 +92,7 @@ def soak(
     outcomes: dict[int, tuple[str, str | None]] = {}  # invocation -> (event label, error)
     raised = 0
     failures = Failures()
+    stopped: str | None = None
     feed = labelled(events, invocations, seed)
     bar = Progress(progress, invocations)
     started = time.perf_counter()
@@ -87,19 +101,18 @@ def soak(
         try:
             for _, (label, event) in zip(range(invocations), feed, strict=False):
                 done += 1
-                error = None
-                try:
-                    failure = failure_of(done, handler(event, context_factory()))
-                except LeakError:
-                    failure = None  # a strict guard raised what the observer was told
-                except Exception as exc:  # noqa: BLE001 - the handler's own errors are counted
-                    failure = failure_of(done, exc=exc)
-                    raised += 1
-                    error = failure.error if failure is not None else type(exc).__name__
+                failure, error = _invoke(handler, event, context_factory, bounded, done)
                 if failure is not None:
                     failures.record(failure)
+                raised += error is not None
                 outcomes[engine.invocation] = (label, error)
                 bar.update(done)
+                if done < invocations:
+                    stopped = _stop(fail_fast, bool(collected), failures, max_seconds, started)
+                    if stopped:
+                        break
+        except KeyboardInterrupt:
+            stopped = "interrupted"  # what ran so far is still reported
         finally:
             bar.close()
     seconds = time.perf_counter() - started
@@ -114,7 +127,68 @@ def soak(
         fd_exhausted_at=failures.fd_exhausted_at,
         fd_limit=_soft_fd_limit(),
         failures=failures,
+        planned=invocations,
+        stopped=stopped,
+        timeout=timeout,
     )
+
+
+def _invoke(
+    handler: Callable[..., Any],
+    event: Any,
+    context_factory: Callable[[], Any],
+    bounded: Callable[[], contextlib.AbstractContextManager[None]],
+    number: int,
+) -> tuple[Failure | None, str | None]:
+    """One invocation: how it failed, if it did, and what it raised, if it did."""
+    try:
+        with bounded():
+            return failure_of(number, handler(event, context_factory())), None
+    except LeakError:
+        return None, None  # a strict guard raised what the observer was told
+    except (Exception, InvocationTimeout) as exc:  # noqa: BLE001 - the handler's, counted
+        failure = failure_of(number, exc=exc)
+        return failure, failure.error if failure is not None else type(exc).__name__
+
+
+def check_bounds(
+    *, invocations: int, timeout: float = DEFAULT_TIMEOUT, max_seconds: float | None = None
+) -> None:
+    """A ``ConfigError`` naming the bound that is out of range."""
+    if isinstance(invocations, bool) or not isinstance(invocations, int) or invocations < 1:
+        raise ConfigError(f"invocations={invocations!r}: must be a whole number of at least 1")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise ConfigError(f"timeout={timeout!r}: must be in (0, {MAX_TIMEOUT:g}] seconds")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ConfigError(f"max_seconds={max_seconds!r}: must be above 0 seconds")
+
+
+def _timed(handler: Callable[..., Any], timeout: float) -> Callable[..., Any]:
+    """``handler`` stopped at its timeout; the guard around it sees a failed invocation."""
+    if inspect.iscoroutinefunction(handler):
+        return handler  # an async handler's timer would stop the event loop, not the handler
+
+    @functools.wraps(handler, updated=())
+    def timed(event: Any, context: Any) -> Any:
+        with deadline(timeout):
+            return handler(event, context)
+
+    return timed
+
+
+def _stop(
+    fail_fast: bool,
+    found: bool,
+    failures: Failures,
+    max_seconds: float | None,
+    started: float,
+) -> str | None:
+    """Why the soak stops before its last invocation, if it does."""
+    if fail_fast and (found or failures.count):
+        return "fail-fast: " + ("a leak was found" if found else "an invocation failed")
+    if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+        return f"max-seconds: {max_seconds:g} s have gone by"
+    return None
 
 
 def _soft_fd_limit() -> int | None:
