@@ -100,6 +100,7 @@ class _Runner:
         events: Any = None,
         isolate: bool | None = None,
         check: bool = True,
+        release: bool = True,
         **settings: Any,
     ) -> SoakReport:
         count = invocations or self.invocations
@@ -120,6 +121,7 @@ class _Runner:
                 policy=soak_policy(**settings),
                 name=handler if isinstance(handler, str) else None,
                 seed=self.seed,
+                release=release,
             )
         if check and not report.clean:
             self.item.user_properties.append((_PROPERTY, json.dumps(_summary(report))))

@@ -34,6 +34,9 @@ class SoakReport:
     planned: int | None = None  # the invocations asked for
     stopped: str | None = None  # why it stopped before them: fail-fast, max-seconds, interrupted
     timeout: float | None = None  # each invocation's timeout, seconds
+    released: list[str] | None = (
+        None  # what an in-process soak released after (None: nothing tried)
+    )
 
     @property
     def verdict(self) -> str:
@@ -62,6 +65,7 @@ class SoakReport:
             "planned": self.planned,
             "stopped": self.stopped,
             "timeout": self.timeout,
+            "released": self.released,
             "seconds": round(self.seconds, 3),
             "fd_limit": self.fd_limit,
             "fd_exhausted_at": self.fd_exhausted_at,
@@ -87,6 +91,7 @@ class SoakReport:
             planned=data.get("planned"),
             stopped=data.get("stopped"),
             timeout=data.get("timeout"),
+            released=data.get("released"),
         )
 
     def __str__(self) -> str:
@@ -122,6 +127,8 @@ class SoakReport:
                 f"failing: first at invocation {first.invocation:,} ({first}); "
                 + self.failures.evolution(self.invocations)
             )
+        if self.released:
+            lines.append("released after the soak: " + "; ".join(self.released))
         if self.clean:
             lines.append("verdict: clean, nothing outlived its invocation")
             return "\n".join(lines)

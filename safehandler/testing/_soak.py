@@ -28,6 +28,7 @@ from ._context import FakeLambdaContext
 from ._events import labelled
 from ._outcomes import Failure, Failures, failure_of
 from ._progress import Progress
+from ._release import Baseline, release
 from ._report import SoakReport
 
 __all__ = ["DEFAULT_INVOCATIONS", "check_bounds", "soak", "soak_policy"]
@@ -59,6 +60,7 @@ def soak(
     timeout: float = DEFAULT_TIMEOUT,
     fail_fast: bool = False,
     max_seconds: float | None = None,
+    release: bool = True,
 ) -> SoakReport:
     """Run ``handler`` ``invocations`` times and report every leak it showed.
 
@@ -67,20 +69,14 @@ def soak(
     ``timeout``: each invocation's, in seconds (Lambda's console default, 3 s): the context
     counts down from it and a longer invocation is stopped and fails. ``fail_fast``: stop once
     the soak cannot end clean (a leak found, or an invocation failed). ``max_seconds``: stop
-    when this much time has gone by. ``progress``: a terminal stream for a progress bar.
+    when this much time has gone by. ``release``: afterwards, put back the process-wide state
+    and release what the handler leaked (``_release``), so the caller goes on as before.
+    ``progress``: a terminal stream for a progress bar.
     """
     check_bounds(invocations=invocations, timeout=timeout, max_seconds=max_seconds)
     if context_factory is None:
         context_factory = functools.partial(FakeLambdaContext, timeout_s=timeout)
-    engine = engine_of(handler)
-    bounded: Callable[[], contextlib.AbstractContextManager[None]]
-    if engine is None:
-        handler = guard(_timed(handler, timeout), policy=policy or soak_policy())
-        engine = engine_of(handler)
-        bounded = contextlib.nullcontext
-    else:  # its own guard runs inside the timer: the best that can be done from outside
-        bounded = functools.partial(deadline, timeout)
-    assert engine is not None
+    handler, engine, bounded = _guarded(handler, policy, timeout)
     collected: list[Finding] = []
     stats: list[InvocationStats] = []
 
@@ -89,6 +85,7 @@ def soak(
         stats.append(invocation.stats)
 
     start_invocation = engine.invocation
+    baseline = Baseline.take() if release else None
     outcomes: dict[int, tuple[str, str | None]] = {}  # invocation -> (event label, error)
     raised = 0
     failures = Failures()
@@ -116,11 +113,15 @@ def soak(
         finally:
             bar.close()
     seconds = time.perf_counter() - started
+    findings = _merge(collected, engine, outcomes, start_invocation)
+    released = None
+    if baseline is not None:
+        released = _released(baseline, findings)
     return SoakReport(
         handler=name or _describe(handler),
         invocations=done,
         errors=raised,
-        findings=_merge(collected, engine, outcomes, start_invocation),
+        findings=findings,
         seconds=seconds,
         error_types=Counter(failures.kinds),
         stats=stats,
@@ -130,7 +131,29 @@ def soak(
         planned=invocations,
         stopped=stopped,
         timeout=timeout,
+        released=released,
     )
+
+
+def _released(baseline: Baseline, findings: list[Finding]) -> list[str]:
+    """What ``release`` did; its own fault is one line, never the soak's failure."""
+    try:
+        return release(baseline, {finding.kind for finding in findings})
+    except Exception as exc:  # noqa: BLE001 - fail open: the report is still true
+        return [f"release failed: {type(exc).__name__}: {exc}"]
+
+
+def _guarded(
+    handler: Callable[..., Any], policy: Policy | None, timeout: float
+) -> tuple[Callable[..., Any], Engine, Callable[[], contextlib.AbstractContextManager[None]]]:
+    """The handler guarded (unless it is already), its engine, and the timer around a call."""
+    engine = engine_of(handler)
+    if engine is not None:  # its own guard runs inside the timer: the best from outside
+        return handler, engine, functools.partial(deadline, timeout)
+    handler = guard(_timed(handler, timeout), policy=policy or soak_policy())
+    engine = engine_of(handler)
+    assert engine is not None
+    return handler, engine, contextlib.nullcontext
 
 
 def _invoke(
@@ -199,8 +222,12 @@ def _soft_fd_limit() -> int | None:
 
 
 def _describe(handler: Callable[..., Any]) -> str:
-    module = getattr(handler, "__module__", "?")
-    return f"{module}:{getattr(handler, '__qualname__', repr(handler))}"
+    seen = {id(handler)}
+    while (inner := getattr(handler, "__wrapped__", None)) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        handler = inner
+    named = handler if hasattr(handler, "__qualname__") else type(handler)
+    return f"{named.__module__}:{named.__qualname__}"
 
 
 # -- path attribution: one finding per group, and which events grew it ----------------
