@@ -14,7 +14,6 @@ in a terminal summary section (collected from test reports, so it works under py
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 from ._redact import redact_text
 from .testing import (
     DEFAULT_INVOCATIONS,
+    DEFAULT_TIMEOUT,
     LAMBDA_FD_LIMIT,
     SoakReport,
     load_handler,
@@ -101,39 +101,43 @@ class _Runner:
         isolate: bool | None = None,
         check: bool = True,
         release: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        fail_fast: bool = False,
+        max_seconds: float | None = None,
         **settings: Any,
     ) -> SoakReport:
-        count = invocations or self.invocations
+        count = self.invocations if invocations is None else invocations
         if isolate if isolate is not None else self.isolate:
             report = soak_isolated(
-                _as_target(handler),
+                handler,
                 invocations=count,
                 events=events,
                 fd_limit=self.fd_limit,
                 seed=self.seed,
+                timeout=timeout,
+                fail_fast=fail_fast,
+                max_seconds=max_seconds,
+                **settings,
             )
         else:
+            policy = soak_policy(**settings)  # a bad setting fails before the handler loads
             target = load_handler(handler) if isinstance(handler, str) else handler
             report = soak(
                 target,
                 events=events,
                 invocations=count,
-                policy=soak_policy(**settings),
+                policy=policy,
                 name=handler if isinstance(handler, str) else None,
                 seed=self.seed,
                 release=release,
+                timeout=timeout,
+                fail_fast=fail_fast,
+                max_seconds=max_seconds,
             )
         if check and not report.clean:
             self.item.user_properties.append((_PROPERTY, json.dumps(_summary(report))))
             pytest.fail(str(report), pytrace=False)  # (SoakReport's text is redacted)
         return report
-
-
-def _as_target(handler: Callable[..., Any] | str) -> str:
-    """A child process imports the handler again: name it the way the CLI does."""
-    if isinstance(handler, str):
-        return handler
-    return f"{inspect.getfile(handler)}:{handler.__qualname__}"
 
 
 def _summary(report: SoakReport) -> dict[str, Any]:

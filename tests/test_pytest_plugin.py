@@ -39,12 +39,20 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.fixture(params=["in-process", "isolated"])
+def mode(request: pytest.FixtureRequest) -> list[str]:
+    """The plugin's options for this run: none, or every soak isolated."""
+    return ["--soak-isolate"] if request.param == "isolated" else []
+
+
 def leak_line(pytester: pytest.Pytester) -> int:
     source = (pytester.path / "handlers.py").read_text().splitlines()
     return next(n for n, line in enumerate(source, 1) if line.endswith("# leak-here"))
 
 
-def test_marker_fails_a_leaking_handler_with_its_site(project: pytest.Pytester) -> None:
+def test_marker_fails_a_leaking_handler_with_its_site(
+    project: pytest.Pytester, mode: list[str]
+) -> None:
     project.makepyfile(
         test_it="""
         import pytest
@@ -55,7 +63,7 @@ def test_marker_fails_a_leaking_handler_with_its_site(project: pytest.Pytester) 
             return handlers.leaky
         """
     )
-    result = project.runpytest_subprocess()
+    result = project.runpytest_subprocess(*mode)
     result.assert_outcomes(failed=1)
     line = leak_line(project)
     result.stdout.fnmatch_lines(
@@ -69,7 +77,9 @@ def test_marker_fails_a_leaking_handler_with_its_site(project: pytest.Pytester) 
     )
 
 
-def test_marker_passes_a_clean_handler_named_by_string(project: pytest.Pytester) -> None:
+def test_marker_passes_a_clean_handler_named_by_string(
+    project: pytest.Pytester, mode: list[str]
+) -> None:
     project.makepyfile(
         test_it="""
         import pytest
@@ -79,7 +89,7 @@ def test_marker_passes_a_clean_handler_named_by_string(project: pytest.Pytester)
             pass
         """
     )
-    result = project.runpytest_subprocess("-W", "error")
+    result = project.runpytest_subprocess("-W", "error", *mode)
     result.assert_outcomes(passed=1)
     assert "safehandler soak" not in result.stdout.str()
 
@@ -99,7 +109,7 @@ def test_marker_without_a_handler_says_how_to_give_one(project: pytest.Pytester)
     result.stdout.fnmatch_lines(["*return the handler from the test, or name it*"])
 
 
-def test_fixture_returns_the_report(project: pytest.Pytester) -> None:
+def test_fixture_returns_the_report(project: pytest.Pytester, mode: list[str]) -> None:
     project.makepyfile(
         test_it="""
         import handlers
@@ -115,10 +125,12 @@ def test_fixture_returns_the_report(project: pytest.Pytester) -> None:
             assert (finding.kind, finding.count, finding.invocation) == ("fd", 20, 2)
         """
     )
-    project.runpytest_subprocess().assert_outcomes(passed=2)
+    project.runpytest_subprocess(*mode).assert_outcomes(passed=2)
 
 
-def test_leak_only_on_the_raising_path_names_the_error(project: pytest.Pytester) -> None:
+def test_leak_only_on_the_raising_path_names_the_error(
+    project: pytest.Pytester, mode: list[str]
+) -> None:
     project.makepyfile(
         test_it="""
         import handlers
@@ -136,10 +148,10 @@ def test_leak_only_on_the_raising_path_names_the_error(project: pytest.Pytester)
             assert report.error_types == {"KeyError": 10}
         """
     )
-    project.runpytest_subprocess().assert_outcomes(passed=1)
+    project.runpytest_subprocess(*mode).assert_outcomes(passed=1)
 
 
-def test_option_and_ini_set_the_invocations(project: pytest.Pytester) -> None:
+def test_option_and_ini_set_the_invocations(project: pytest.Pytester, mode: list[str]) -> None:
     project.makepyfile(
         test_it="""
         import handlers
@@ -150,8 +162,8 @@ def test_option_and_ini_set_the_invocations(project: pytest.Pytester) -> None:
         """
     )
     project.makeini("[pytest]\nsoak_invocations = 40\n")
-    project.runpytest_subprocess().assert_outcomes(passed=1)
-    project.runpytest_subprocess("--soak-invocations", "60").assert_outcomes(passed=1)
+    project.runpytest_subprocess(*mode).assert_outcomes(passed=1)
+    project.runpytest_subprocess("--soak-invocations", "60", *mode).assert_outcomes(passed=1)
 
 
 def test_isolated_soak_hits_emfile_under_the_fd_limit(project: pytest.Pytester) -> None:
@@ -169,7 +181,7 @@ def test_isolated_soak_hits_emfile_under_the_fd_limit(project: pytest.Pytester) 
     project.runpytest_subprocess("--soak-fd-limit", "128").assert_outcomes(passed=1)
 
 
-def test_summary_works_under_xdist(project: pytest.Pytester) -> None:
+def test_summary_works_under_xdist(project: pytest.Pytester, mode: list[str]) -> None:
     project.makepyfile(
         test_it="""
         import pytest
@@ -184,7 +196,7 @@ def test_summary_works_under_xdist(project: pytest.Pytester) -> None:
             return handlers.clean
         """
     )
-    result = project.runpytest_subprocess("-n", "2", "-p", "xdist")
+    result = project.runpytest_subprocess("-n", "2", "-p", "xdist", *mode)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*= safehandler soak =*", "test_it.py::test_leaky: *"])
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import TargetError
 
-__all__ = ["load_event", "load_events", "load_handler"]
+__all__ = ["import_file", "load_event", "load_events", "load_handler"]
 
 
 def load_handler(target: str) -> Callable[..., Any]:
@@ -25,7 +25,7 @@ def load_handler(target: str) -> Callable[..., Any]:
     if not sep or not module_part or not attribute:
         raise TargetError(f"{target!r}: expected module:function or path/to/file.py:function")
     if module_part.endswith(".py") or os.sep in module_part:
-        module = _import_file(Path(module_part))
+        module = import_file(Path(module_part))
     else:
         try:
             module = importlib.import_module(module_part)
@@ -41,7 +41,8 @@ def load_handler(target: str) -> Callable[..., Any]:
     return handler  # type: ignore[no-any-return]
 
 
-def _import_file(path: Path) -> Any:
+def import_file(path: Path) -> Any:
+    """The module at ``path``, its directory first on ``sys.path`` (as Lambda's task root)."""
     if not path.is_file():
         raise TargetError(f"no such file: {path}")
     directory = str(path.resolve().parent)
