@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -68,7 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run a handler many times and report what it leaks",
         description="Run a handler many times under the guard; exit 1 if anything leaked.",
     )
-    run.add_argument("target", help="package.module:function or path/to/file.py:function")
+    run.add_argument(
+        "target",
+        help="package.module:function or path/to/file.py:function, or Lambda's "
+        "package.module.function or path/to/file.function",
+    )
     run.add_argument(
         "-n",
         "--invocations",
@@ -200,6 +205,11 @@ def _health(path: str | None) -> int:
 
 
 def _run_soak(args: argparse.Namespace) -> SoakReport:
+    # The project directory is the task root, as on Lambda: `module:function` imports from it
+    # under the installed command too (whose sys.path[0] is its own bin directory).
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     events: Any = args.events or args.event
     if args.isolate:
         return soak_isolated(

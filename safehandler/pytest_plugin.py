@@ -15,7 +15,9 @@ in a terminal summary section (collected from test reports, so it works under py
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,7 +174,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     returned = pyfuncitem.obj(**arguments)
     options = dict(marker.kwargs)
-    handler = options.pop("handler", None) or returned
+    here = Path(pyfuncitem.path).parent
+    if isinstance(options.get("events"), (str, os.PathLike)):
+        options["events"] = here / options["events"]  # relative to the test file
+    handler = _beside(here, options.pop("handler", None)) or returned
     if handler is None:
         pytest.fail(
             "@pytest.mark.soak: return the handler from the test, or name it with "
@@ -181,6 +186,16 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         )
     _Runner(pyfuncitem)(handler, **options)
     return True
+
+
+def _beside(here: Path, handler: Any) -> Any:
+    """A marker's ``handler="path/to/file.py:function"``, relative to the test file."""
+    if not isinstance(handler, str) or ":" not in handler:
+        return handler
+    module_part, _, attribute = handler.rpartition(":")
+    if module_part.endswith(".py") and not os.path.isabs(module_part):
+        return f"{here / module_part}:{attribute}"
+    return handler
 
 
 class _Summary:

@@ -79,6 +79,36 @@ def test_module_targets_work_like_lambda_handler_strings(tmp_path: Path) -> None
     assert "10 invocations" in proc.stdout
 
 
+@pytest.mark.parametrize(
+    "target", ["app:handler", "app.handler", "sub/orders.py:handler", "sub/orders.handler"]
+)
+def test_lambdas_own_handler_forms_work_beside_the_colon_forms(target: str, tmp_path: Path) -> None:
+    source = "def handler(event, context):\n    return {'statusCode': 200}\n"
+    (tmp_path / "app.py").write_text(source)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "orders.py").write_text(source)
+    code, _, stderr, report = run(target, "-n", "10", tmp_path=tmp_path)
+    assert code == 0, stderr
+    assert report is not None
+    assert (report["handler"], report["invocations"]) == (target, 10)
+
+
+def test_the_installed_command_imports_from_the_project_directory(tmp_path: Path) -> None:
+    command = Path(sys.executable).with_name("safehandler")
+    assert command.exists(), "the console script is installed with the package"
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return {'ok': True}\n")
+    proc = subprocess.run(
+        [str(command), "soak", "app.handler", "-n", "10"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(tmp_path),  # no PYTHONPATH: the cwd is the task root, as on Lambda
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "10 invocations" in proc.stdout
+
+
 def test_a_handler_that_always_raises_is_failing_not_clean(tmp_path: Path) -> None:
     (tmp_path / "flaky.py").write_text(
         "def handler(event, context):\n    raise KeyError('missing')\n"
@@ -104,7 +134,9 @@ def test_a_handler_that_always_raises_is_failing_not_clean(tmp_path: Path) -> No
         (["examples/nope.py:handler"], "no such file: examples/nope.py"),
         (["examples/leaky_file.py:nope"], "has no attribute 'nope'"),
         (["no_such_module_xyz:handler"], "cannot import module 'no_such_module_xyz'"),
-        (["examples/leaky_file.py"], "expected module:function"),
+        (["examples/leaky_file.py"], "(name the function: examples/leaky_file.py:handler)"),
+        (["leaky_file"], "expected module:function, path/to/file.py:function, or Lambda's"),
+        (["examples/leaky_file.nope"], "has no attribute 'nope'"),
         (["examples/leaky_file.py:handler", "--event", "missing.json"], "cannot read event"),
         (["examples/leaky_file.py:handler", "-n", "0"], "must be a whole number of at least 1"),
     ],

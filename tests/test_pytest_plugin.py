@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+from safehandler.testing._limits import fd_limited
+
+from ._cli import env, workdir
 
 HANDLERS = """
 import threading
@@ -201,50 +209,70 @@ def test_summary_works_under_xdist(project: pytest.Pytester, mode: list[str]) ->
     result.stdout.fnmatch_lines(["*= safehandler soak =*", "test_it.py::test_leaky: *"])
 
 
-def test_the_readme_example_runs_as_documented() -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    examples = Path(__file__).resolve().parent.parent / "examples"
+@pytest.mark.parametrize("where", ["examples", "the project root"])
+def test_the_readme_example_runs_as_documented_under_ulimit_1024(
+    where: str, tmp_path: Path
+) -> None:
+    """`cd examples && pytest test_soak.py`, and `pytest examples/test_soak.py` from the
+    project root, under the common `ulimit -n 1024` (Lambda's limit): the in-process soak of
+    the leaking example runs out of fds, and what it leaked is released for the next test."""
+    project = workdir(tmp_path)
+    cwd, path = (project / "examples", "test_soak.py")
+    if where == "the project root":
+        cwd, path = (project, "examples/test_soak.py")
+    argv = [sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", "-p", "no:randomly"]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "test_soak.py",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-        ],
-        cwd=examples,
+        fd_limited(argv, 1024),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
+        env=env(tmp_path),
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout
     assert "1 failed, 2 passed" in out
-    assert "FAILED test_soak.py::test_leaky_handler_fails" in out
-    assert "[fd] 1,500 files open on" in out
-    assert "created at leaky_sqlite.py:17 in handler" in out
+    assert "FAILED examples/test_soak.py::test_leaky_handler_fails" in out or (
+        "FAILED test_soak.py::test_leaky_handler_fails" in out
+    )
+    assert "EMFILE at invocation 1,0" in out  # it really ran out, then released
+    assert "created at leaky_sqlite.py:17 in handler" in out or (
+        "created at examples/leaky_sqlite.py:17 in handler" in out
+    )
+    assert "released after the soak: closed 1,0" in out
     summary = out.split("= safehandler soak =")[1]
     assert "test_with_the_fixture" not in summary  # check=False: not a failure
+    assert "INTERNALERROR" not in out + proc.stderr  # pytest itself kept its fds
 
 
-def test_the_events_example_soaks_generated_sqs_batches() -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    examples = Path(__file__).resolve().parent.parent / "examples"
+def test_the_events_example_soaks_generated_sqs_batches(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "test_events.py", "-p", "no:cacheprovider"],
-        cwd=examples,
+        cwd=workdir(tmp_path) / "examples",
         capture_output=True,
         text=True,
         timeout=300,
+        env=env(tmp_path),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
+
+
+def test_marker_paths_are_relative_to_the_test_file(pytester: pytest.Pytester) -> None:
+    sub = pytester.mkdir("service")
+    (sub / "handlers.py").write_text(
+        "def fails_when_asked(event, context):\n"
+        "    return {'statusCode': 500 if event.get('fail') else 200}\n"
+    )
+    (sub / "events").mkdir()
+    (sub / "events" / "fail.json").write_text('{"fail": true}')
+    (sub / "test_it.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.soak(invocations=5, handler='handlers.py:fails_when_asked',\n"
+        "                  events='events/fail.json')\n"
+        "def test_from_the_root():\n"
+        "    pass\n"
+    )
+    result = pytester.runpytest_subprocess("service/test_it.py")  # from the project root
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*verdict: FAILING, 5 of 5 invocations failed*"])
