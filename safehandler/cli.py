@@ -32,6 +32,7 @@ from .testing import (
     soak_isolated,
     soak_policy,
 )
+from .testing._outcomes import VERDICTS
 from .testing._output import AtomicOutput
 
 __all__ = ["main"]
@@ -120,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--memory-mb", type=_positive, help="the function's memory size, for the memory limit"
     )
+    run.add_argument(
+        "--expect",
+        choices=VERDICTS,
+        help="exit 0 when the verdict is this one, 1 otherwise (a demo of a leak, a test of "
+        "the soak itself)",
+    )
     run.add_argument("--json", metavar="OUT.json", help="also write the report as JSON here")
     run.add_argument("--html", metavar="OUT.html", help="also write an HTML report with charts")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no text report")
@@ -167,7 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             json_out.commit(json.dumps(report.to_dict(), indent=2) + "\n")
         if html_out is not None:
             html_out.commit(_html(report, args))
-    return EXIT_CLEAN if report.clean else EXIT_LEAK
+    return _exit_code(report, args.expect)
+
+
+def _exit_code(report: SoakReport, expected: str | None) -> int:
+    if expected is None:
+        return EXIT_CLEAN if report.clean else EXIT_LEAK
+    if report.verdict == expected:
+        return EXIT_CLEAN
+    print(f"safehandler: expected {expected}, the verdict is {report.verdict}", file=sys.stderr)
+    return EXIT_LEAK
 
 
 def _reserve(path: str | None) -> contextlib.AbstractContextManager[AtomicOutput | None]:
@@ -247,7 +263,9 @@ def _html(report: SoakReport, args: argparse.Namespace) -> str:
 
     return render_html(
         report,
-        fd_limit=report.fd_limit if args.isolate else LAMBDA_FD_LIMIT,
+        # the limit line: the one the soak ran under when isolated, else Lambda's (the
+        # shell's, often 20,000 or more, would flatten the chart)
+        fd_limit=report.fd_limit if report.isolated else LAMBDA_FD_LIMIT,
         memory_limit_bytes=args.memory_mb * 2**20 if args.memory_mb else None,
     )
 

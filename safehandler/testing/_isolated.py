@@ -101,7 +101,9 @@ def soak_isolated(
                 f"the isolated soak failed (exit {proc.returncode}): "
                 + (detail[-1] if detail else "no output")
             )
-        return SoakReport.from_dict(json.loads(out.read_text(encoding="utf-8")))
+        report = SoakReport.from_dict(json.loads(out.read_text(encoding="utf-8")))
+        report.isolated = True
+        return report
 
 
 # -- the handler, by name where it has one ---------------------------------------------

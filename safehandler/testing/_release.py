@@ -87,6 +87,20 @@ def _handlers() -> dict[str, list[logging.Handler]]:
     }
 
 
+def _stdlib_callables() -> dict[tuple[str, str], Any]:
+    """The functions and classes the loaded standard library modules bind by name: what a
+    monkeypatch (``json.dumps = ...``) rebinds."""
+    names = getattr(sys, "stdlib_module_names", ())
+    bound = {}
+    for module_name, module in list(sys.modules.items()):
+        if module_name.partition(".")[0] not in names or module_name == "builtins":
+            continue
+        for name, value in list(getattr(module, "__dict__", {}).items()):
+            if callable(value) and not name.startswith("__"):
+                bound[module_name, name] = value
+    return bound
+
+
 def _candidate_classes() -> tuple[type, ...]:
     """Classes whose instances hold what a release may close, of the modules loaded now."""
     classes: list[type] = [io.IOBase, socket.socket, threading.Thread]
@@ -138,6 +152,7 @@ class Baseline:
     sys_path: list[str] = field(default_factory=lambda: list(sys.path))
     cwd: str = field(default_factory=os.getcwd)
     builtins: dict[str, Any] = field(default_factory=lambda: dict(vars(builtins)))
+    stdlib: dict[tuple[str, str], Any] = field(default_factory=_stdlib_callables)
     handlers: dict[str, list[logging.Handler]] = field(default_factory=_handlers)
 
     @classmethod
@@ -170,6 +185,10 @@ def release(baseline: Baseline, leaked_kinds: Iterable[str]) -> list[str]:
 
 
 def _restore_state(baseline: Baseline) -> list[str]:
+    return [*_restore_process(baseline), *_restore_bindings(baseline), *_restore_logging(baseline)]
+
+
+def _restore_process(baseline: Baseline) -> list[str]:
     done = []
     if dict(os.environ) != baseline.environ:
         changed = {
@@ -187,6 +206,11 @@ def _restore_state(baseline: Baseline) -> list[str]:
         with contextlib.suppress(OSError):
             os.chdir(baseline.cwd)
             done.append(f"restored the working directory ({baseline.cwd})")
+    return done
+
+
+def _restore_bindings(baseline: Baseline) -> list[str]:
+    done = []
     current = vars(builtins)
     changed_builtins = sorted(
         name
@@ -200,6 +224,18 @@ def _restore_state(baseline: Baseline) -> list[str]:
             else:
                 del current[name]
         done.append("restored builtins (" + ", ".join(changed_builtins[:5]) + ")")
+    rebound = []
+    for (module_name, name), value in baseline.stdlib.items():
+        namespace = getattr(sys.modules.get(module_name), "__dict__", None)
+        if namespace is not None and namespace.get(name, value) is not value:
+            namespace[name] = value
+            rebound.append(f"{module_name}.{name}")
+    if rebound:
+        done.append("restored " + ", ".join(sorted(rebound)[:5]))
+    return done
+
+
+def _restore_logging(baseline: Baseline) -> list[str]:
     removed = 0
     for name, handlers in _handlers().items():
         before = baseline.handlers.get(name, [])
@@ -210,9 +246,7 @@ def _restore_state(baseline: Baseline) -> list[str]:
                 with contextlib.suppress(Exception):
                     handler.close()
                 removed += 1
-    if removed:
-        done.append(f"removed and closed {_count(removed, 'logging handler')}")
-    return done
+    return [f"removed and closed {_count(removed, 'logging handler')}"] if removed else []
 
 
 _MISSING = object()

@@ -34,9 +34,8 @@ class SoakReport:
     planned: int | None = None  # the invocations asked for
     stopped: str | None = None  # why it stopped before them: fail-fast, max-seconds, interrupted
     timeout: float | None = None  # each invocation's timeout, seconds
-    released: list[str] | None = (
-        None  # what an in-process soak released after (None: nothing tried)
-    )
+    isolated: bool = False  # soaked in a child process, under fd_limit
+    released: list[str] | None = None  # what an in-process soak released (None: not tried)
 
     @property
     def verdict(self) -> str:
@@ -66,6 +65,7 @@ class SoakReport:
             "stopped": self.stopped,
             "timeout": self.timeout,
             "released": self.released,
+            "isolated": self.isolated,
             "seconds": round(self.seconds, 3),
             "fd_limit": self.fd_limit,
             "fd_exhausted_at": self.fd_exhausted_at,
@@ -92,6 +92,7 @@ class SoakReport:
             stopped=data.get("stopped"),
             timeout=data.get("timeout"),
             released=data.get("released"),
+            isolated=data.get("isolated", False),
         )
 
     def __str__(self) -> str:

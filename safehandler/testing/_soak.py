@@ -12,6 +12,7 @@ import contextlib
 import functools
 import inspect
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -252,15 +253,31 @@ def _merge(
         if first.kind == "memory":
             out.append(_renumber(first, offset))
             continue
-        # the detail as it is now ("grew: 1,499 -> 1,500 items"), the peak count
+        # the detail as it is now ("grew: 1499 -> 1500 items"), the peak count
         history = engine.history(key)
         detail = history.latest if history else first.detail
+        if first.kind == "global":  # the total since it first grew, not the last step
+            detail = _total_growth(first.detail, detail, _renumber(first, offset))
         peak = history.peak if history else None
         path = _path(history.grew_at if history else [], outcomes)
         extra = {**first.extra, "path": path} if path else dict(first.extra)
         found = first.replace(detail=detail, count=max(peak or 0, first.count), extra=extra)
         out.append(_renumber(found, offset))
     return out
+
+
+_GREW = re.compile(r"^(?P<what>.+) grew: (?P<old>[\d,]+) -> (?P<new>[\d,]+) items$")
+
+
+def _total_growth(first_detail: str, latest: str, first: Finding) -> str:
+    """ "app.CACHE grew: 1 -> 300 items since invocation 1" from the first step and the last."""
+    was, now = _GREW.match(first_detail), _GREW.match(latest)
+    if was is None or now is None or was["what"] != now["what"]:
+        return latest
+    return (
+        f"{now['what']} grew: {was['old']} -> {now['new']} items "
+        f"since invocation {first.first_invocation}"
+    )
 
 
 def _renumber(finding: Finding, offset: int) -> Finding:

@@ -328,7 +328,8 @@ def _summary(report: SoakReport, heading: str, handler: str) -> str:
         ("raised", raised),
     ]
     if report.fd_limit:
-        facts.append(("soaked under RLIMIT_NOFILE", f"{report.fd_limit:,}"))
+        where = "in a child process" if report.isolated else "in-process"
+        facts.append(("RLIMIT_NOFILE", f'{report.fd_limit:,} <span class="muted">({where})</span>'))
     if report.fd_exhausted_at is not None:
         facts.append(("EMFILE", f"from invocation {report.fd_exhausted_at:,}"))
     if (first := report.failures.first) is not None:
@@ -351,6 +352,8 @@ def _findings(findings: list[Finding]) -> str:
     for finding in findings:
         if finding.kind == "memory":
             count = f"{finding.count / 1024:,.1f} KiB/invocation"
+        elif finding.kind == "global":  # one global, changed in `count` invocations
+            count = f"1 {finding.noun or 'global'}{_items(finding.detail)}"
         else:
             count = f"{finding.count:,} {plural(finding.noun or finding.kind, finding.count)}"
         cells = [
@@ -370,6 +373,15 @@ def _findings(findings: list[Finding]) -> str:
         f"<h2>Findings</h2><table><thead><tr>{head}</tr></thead>"
         f'<tbody>{"".join(rows)}</tbody></table><p class="advice">{escape(ADVICE)}</p>'
     )
+
+
+def _items(detail: str) -> str:
+    """ " (300 items)" from "app.CACHE grew: 1 -> 300 items since invocation 1"."""
+    _, grew, sizes = detail.partition(" grew: ")
+    if not grew:
+        return ""
+    new = sizes.partition(" -> ")[2].partition(" items")[0]
+    return f" ({int(new.replace(',', '')):,} items)" if new.replace(",", "").isdigit() else ""
 
 
 def _site(finding: Finding) -> str:
