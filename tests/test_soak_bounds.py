@@ -18,33 +18,11 @@ from safehandler.testing import FakeLambdaContext, soak
 
 from ._cli import env, run, workdir
 
-# The field report's ORM case: each invocation checks a connection out of a module-level pool
-# and keeps it; from the second on, every checkout waits for the pool's timeout and fails.
-LEAKY_ORM = """
-import os
-
-import sqlalchemy
-
-ENGINE = sqlalchemy.create_engine(
-    "sqlite:///" + os.path.join(os.environ["TMPDIR"], "orders.db"),
-    pool_size=1,
-    max_overflow=0,
-    pool_timeout=1,
-)
-KEPT = []
-
-
-def handler(event, context):
-    conn = ENGINE.connect()
-    KEPT.append(conn)
-    conn.execute(sqlalchemy.text("select 1"))
-    return {"statusCode": 200}
-"""
-
 
 def test_fail_fast_stops_a_leaky_orm_handler_at_the_verdict(tmp_path: Path) -> None:
-    (tmp_path / "orm_app.py").write_text(LEAKY_ORM)
-    code, stdout, stderr, report = run("orm_app.py:handler", "--fail-fast", tmp_path=tmp_path)
+    code, stdout, stderr, report = run(
+        "examples/leaky_pool.py:handler", "--fail-fast", tmp_path=tmp_path
+    )
     assert code == 1, stderr
     assert report is not None
     # the verdict was known at invocation 2; the other 1,498 would each have waited 1 s
@@ -56,8 +34,7 @@ def test_fail_fast_stops_a_leaky_orm_handler_at_the_verdict(tmp_path: Path) -> N
 
 
 def test_without_fail_fast_every_invocation_waits_for_the_pool(tmp_path: Path) -> None:
-    (tmp_path / "orm_app.py").write_text(LEAKY_ORM)
-    code, _, stderr, report = run("orm_app.py:handler", "-n", "4", tmp_path=tmp_path)
+    code, _, stderr, report = run("examples/leaky_pool.py:handler", "-n", "4", tmp_path=tmp_path)
     assert code == 1, stderr
     assert report is not None
     assert (report["invocations"], report["stopped"]) == (4, None)

@@ -3,6 +3,7 @@ counted once, --expect for a leak shown on purpose, and a picture rendered out o
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,24 @@ def test_render_report_writes_into_the_directory_it_is_given(tmp_path: Path) -> 
     assert f"wrote {out / 'soak-report.html'}" in proc.stdout
     assert (out / "soak-report.html").read_text().lower().startswith("<!doctype html>")
     assert tracked.stat().st_mtime_ns == before
+
+
+def test_the_readme_documents_every_soak_flag() -> None:
+    from safehandler.cli import _parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The command") : readme.index("### After an in-process")]
+    documented = {
+        code.split()[0]
+        for line in section.splitlines()
+        if line.startswith("| `-")
+        for code in re.findall(r"`([^`]+)`", line.split(" | ")[0])
+    }
+    soak_parser = _parser()._subparsers._group_actions[0].choices["soak"]  # type: ignore[union-attr]
+    flags = {
+        flag
+        for action in soak_parser._actions
+        for flag in action.option_strings
+        if flag not in ("-h", "--help")
+    }
+    assert documented == flags
