@@ -24,6 +24,11 @@ DATABASE = os.path.join(os.path.dirname(__file__), "orders.db")
 CONNECTIONS = []
 
 
+def leaky_files(event, context):
+    CONNECTIONS.append(open(__file__))
+    return {"statusCode": 200}
+
+
 def leaky_sqlite(event, context):
     conn = sqlite3.connect(DATABASE)
     CONNECTIONS.append(conn)
@@ -43,7 +48,7 @@ import handlers
 
 
 def test_soak_the_leak(soak):
-    report = soak(handlers.leaky_sqlite, invocations=1500, check=False, release={release})
+    report = soak(handlers.{handler}, invocations=1500, check=False, release={release})
     assert report.verdict == "leak"
     assert report.fd_exhausted_at is not None  # it really ran out, in this process
     print("RELEASED", report.released)
@@ -63,19 +68,22 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.parametrize(
+    ("handler", "noun"), [("leaky_sqlite", "sqlite3 connections"), ("leaky_files", "files")]
+)
 def test_after_an_in_process_soak_the_next_test_runs_under_ulimit_1024(
-    project: pytest.Pytester, tmp_path: Path
+    project: pytest.Pytester, handler: str, noun: str
 ) -> None:
-    project.makepyfile(test_it=TESTS.format(release=True))
+    project.makepyfile(test_it=TESTS.format(release=True, handler=handler))
     result = project.runpytest_subprocess("-s", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
     [line] = [line for line in result.outlines if "RELEASED" in line]
-    closed = int(line.split("'closed ")[1].split(" sqlite3")[0].replace(",", ""))
-    assert 1000 < closed < 1024  # every connection it left open, up to the limit
+    closed = int(line.split("'closed ")[1].split(f" {noun}")[0].replace(",", ""))
+    assert 1000 < closed < 1024  # every one it left open, up to the limit (the table was full)
 
 
 def test_without_release_the_next_test_runs_out_of_fds(project: pytest.Pytester) -> None:
-    project.makepyfile(test_it=TESTS.format(release=False))
+    project.makepyfile(test_it=TESTS.format(release=False, handler="leaky_sqlite"))
     result = project.runpytest_subprocess("-s", "-p", "no:randomly")
     assert result.ret != 0
     assert "Too many open files" in result.stdout.str() + result.stderr.str()
@@ -138,3 +146,24 @@ def test_release_can_be_turned_off() -> None:
     assert not any(handle.closed for handle in kept)
     for handle in kept:
         handle.close()
+
+
+def test_a_module_level_pool_keeps_the_connection_it_reuses(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'orders.db'}", pool_size=1)
+    kept: list[Any] = []
+
+    def handler(event: Any, context: Any) -> None:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("select 1"))
+        kept.append(open(os.devnull))
+
+    report = soak(handler, invocations=5)
+    assert report.verdict == "leak"
+    assert report.released is not None
+    assert report.released[0] == "closed 5 files"
+    assert not [line for line in report.released if "sqlite3" in line or "engine" in line]
+    with engine.connect() as conn:
+        assert conn.execute(sqlalchemy.text("select 2")).scalar() == 2
+    engine.dispose()

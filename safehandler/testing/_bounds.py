@@ -3,8 +3,9 @@
 The timeout is enforced as Lambda enforces it, from outside the handler: ``SIGALRM`` raises
 ``InvocationTimeout`` in the thread that runs the handler (a ``BaseException``, so a handler's
 ``except Exception`` cannot swallow it, as it could not swallow Lambda stopping it). Signals
-reach only the main thread: elsewhere (a soak started from a worker thread) the context still
-counts down, but nothing interrupts the handler.
+reach only the main thread: elsewhere (a soak started from a worker thread), or while another
+timer is armed (pytest-timeout's signal method), the context still counts down but nothing
+interrupts the handler.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ class InvocationTimeout(BaseException):
 @contextlib.contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Raise ``InvocationTimeout`` in the block if it runs longer than ``seconds``."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "setitimer"
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "setitimer")
+        or signal.getitimer(signal.ITIMER_REAL)[0] > 0  # someone's timer (pytest-timeout's)
     ):
         yield
         return

@@ -139,15 +139,21 @@ def _by_qualname(handler: Any) -> tuple[str, str] | None:
 
 
 def _by_search(handler: Any) -> tuple[str, str] | None:
-    """A module attribute that is the handler: ``handler = Mangum(app)`` in ``app.py``."""
+    """A module attribute that is the handler: ``handler = Mangum(app)`` in ``app.py``; the
+    module that defines it rather than a test module that imported it, where both have it."""
+    found = []
     for module_name, module in list(sys.modules.items()):
         namespace = getattr(module, "__dict__", None)
         if module_name == "__main__" or not isinstance(namespace, dict):
             continue
         for attribute, value in list(namespace.items()):
             if value is handler:
-                return module_name, attribute
-    return None
+                found.append((module_name, attribute))
+    if not found:
+        return None
+    return min(
+        found, key=lambda where: where[0].rpartition(".")[2].startswith(("test", "conftest"))
+    )
 
 
 # -- the events, exactly as the parent would have drawn them ---------------------------

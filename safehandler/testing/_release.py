@@ -7,8 +7,8 @@ with EMFILE. So a ``Baseline`` is taken before the soak, and ``release`` after i
 - **Process-wide state** is put back whatever the verdict: ``os.environ``, ``sys.path``, the
   working directory, ``builtins``, and logging handlers added meanwhile (removed and closed).
 - **What leaked** is released only when the soak found leaks, and only what the soak created
-  (nothing that existed before it): DB connections (SQLite, PyMySQL, psycopg) are closed and
-  SQLAlchemy engines disposed (a module-level engine reconnects on its next use); files and
+  (nothing that existed before it): DB connections (SQLite, PyMySQL, psycopg) are closed, but
+  not those idle in a pool for reuse, and SQLAlchemy engines it created are disposed; files and
   sockets holding a descriptor opened during the soak are closed through the Python object
   that owns them (never by number: a number closed under its owner would later close whatever
   reused it); executors are shut down, timers cancelled, threads joined briefly; child
@@ -50,13 +50,14 @@ _JOIN_BUDGET = 1.0  # seconds for all the threads together
 _TERMINATE_WAIT = 2.0
 
 
-def _fds() -> set[int]:
+def _fds() -> set[int] | None:
     """The open descriptors, less the listing's own and the process's /proc files (the
-    probes' counters read them: safehandler's, not the handler's)."""
+    probes' counters read them: safehandler's, not the handler's). None when they cannot be
+    listed (no descriptor left to list them with)."""
     try:
         listed = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        return set()
+        return None
     own = (f"/proc/{os.getpid()}/", "/proc/self/")
     open_now = set()
     for fd in listed:
@@ -145,7 +146,7 @@ class _Known:
 class Baseline:
     """What the process held before the soak."""
 
-    fds: set[int] = field(default_factory=_fds)
+    fds: set[int] | None = field(default_factory=_fds)
     known: _Known = field(default_factory=_Known)
     children: set[int] = field(default_factory=_children)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -257,27 +258,42 @@ _MISSING = object()
 
 def _close_connections(new: list[Any]) -> list[str]:
     done = []
+    # engines the soak made are disposed (their pooled connections closed); an engine that
+    # was there before keeps its pool, and what sits in it is not touched: it is reuse
     engines = _of_class(new, "sqlalchemy.engine.base", "Engine")
-    # module-level engines too: a pool may keep connections the soak made; disposed, it
-    # reconnects on its next use
-    engines += [
-        e
-        for e in _of_class(gc.get_objects(), "sqlalchemy.engine.base", "Engine")
-        if e not in engines
-    ]
     disposed = sum(_tried(engine.dispose) for engine in engines)
     if disposed:
         done.append(f"disposed {_count(disposed, 'SQLAlchemy engine')}")
+    pooled = _pooled()
     for module, name, method, noun in _CONNECTIONS:
-        closed = sum(_tried(getattr(conn, method)) for conn in _of_class(new, module, name))
+        leaked = [conn for conn in _of_class(new, module, name) if id(conn) not in pooled]
+        closed = sum(_tried(getattr(conn, method)) for conn in leaked)
         if closed:
             done.append(f"closed {_count(closed, noun)}")
     return done
 
 
+def _pooled() -> set[int]:
+    """ids of the DBAPI connections checked in to a live SQLAlchemy pool (idle, for reuse)."""
+    ids: set[int] = set()
+    for engine in _of_class(gc.get_objects(), "sqlalchemy.engine.base", "Engine"):
+        queue = getattr(getattr(engine.pool, "_pool", None), "queue", ())
+        for record in list(queue):
+            ids.add(id(getattr(record, "dbapi_connection", None)))
+    return ids
+
+
+def _opened(baseline: Baseline) -> set[int] | None:
+    """The descriptors opened since the baseline; None: any, as far as can be told."""
+    now = _fds()
+    if now is None or baseline.fds is None:
+        return None
+    return now - baseline.fds
+
+
 def _close_descriptors(new: list[Any], baseline: Baseline) -> list[str]:
-    opened = _fds() - baseline.fds
-    if not opened:
+    opened = _opened(baseline)
+    if opened is not None and not opened:
         return []
     closed: Counter[str] = Counter()
     # outermost first: a text file closes its buffer and raw file; closed from the inside,
@@ -298,14 +314,14 @@ def _close_descriptors(new: list[Any], baseline: Baseline) -> list[str]:
                 number = obj.fileno()
             except (OSError, ValueError):
                 continue
-            if number in opened and _tried(obj.close):
+            if (opened is None or number in opened) and _tried(obj.close):
                 closed[noun] += 1
     done = [f"closed {_count(n, noun)}" for noun, n in closed.items()]
-    unowned = len(_fds() - baseline.fds)
+    unowned = len(_opened(baseline) or ())
     if unowned:
         done.append(
-            f"left open: {_count(unowned, 'descriptor')} that no Python object owns "
-            "(os.open, os.pipe, a C library): isolate the soak (--isolate) to keep them out"
+            f"left open: {_count(unowned, 'descriptor')} opened during the soak that no file "
+            "or socket object owns (a connection kept for reuse, os.pipe, a C library)"
         )
     return done
 
