@@ -89,6 +89,7 @@ def test_error_responses_fail_an_invocation_and_other_responses_do_not() -> None
     page = render_html(report)
     assert '<span class="verdict leak">FAILING</span> 3 of 9 invocations failed' in page
     assert "from invocation 3 (HTTP 502: upstream gone)" in page
+    assert "3 invocations failed (raised or returned an error), first at 3" in page  # ticked
 
 
 def test_a_mangum_app_whose_route_raises_returns_500s_that_are_failing() -> None:

@@ -113,7 +113,9 @@ def render_html(
         if finding.kind in by_kind:
             by_kind[finding.kind].found.append(finding)
     x_max = max([report.invocations, *(row.invocation for row in stats)]) or 1
-    failed = [row.invocation for row in stats if row.failed]
+    # raised (the guard saw it) or returned an error response (the soak saw it)
+    failing = {n for first, last in report.failures.runs for n in range(first, last + 1)}
+    failed = sorted(failing | {row.invocation for row in stats if row.failed})
     figures = "\n".join(
         _figure(chart, x_max, failed, wide=chart is fds) for chart in (fds, threads, db, rss)
     )
@@ -207,7 +209,7 @@ def _figure(chart: _Chart, x_max: float, failed: list[int], *, wide: bool) -> st
     caption = f"{first} &rarr; {last}{chart.unit}, peak {peak}{chart.unit}"
     legend = [f'<span class="key series">{escape(chart.name)}</span>']
     if failed:
-        legend.append('<span class="key raised">handler raised</span>')
+        legend.append('<span class="key raised">invocation failed</span>')
     if chart.found:
         legend.append('<span class="key found">finding reported</span>')
     size = (1060, 300) if wide else (340, 200)
@@ -263,11 +265,12 @@ def _svg(chart: _Chart, size: tuple[int, int], x_max: float, failed: list[int]) 
         count = len(failed)
         parts.append(
             f'<path class="raised" d="{"".join(f"M{x} {bottom:.1f}v-7" for x in columns)}">'
-            f"<title>the handler raised in {count:,} {plural('invocation', count)}, "
+            f"<title>{count:,} {plural('invocation', count)} failed (raised or returned an "
+            "error), "
             f"first at {failed[0]:,}</title></path>"
         )
         if width > 600:
-            label = f"raised from {failed[0]:,}" if count > 1 else f"raised at {failed[0]:,}"
+            label = f"failing from {failed[0]:,}" if count > 1 else f"failed at {failed[0]:,}"
             parts.append(_text(frame, failed[0], bottom - 12, label, "raised"))
     for finding in chart.found:
         reported = finding.invocation or finding.first_invocation
