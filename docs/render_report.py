@@ -1,11 +1,13 @@
 """Render the README's picture of the HTML soak report.
 
-    .venv/bin/python docs/render_report.py
+    .venv/bin/python docs/render_report.py [OUT_DIR]
 
 Soaks ``examples/leaky_sqlite.py:handler`` 1,500 times in this process, under Lambda's
-RLIMIT_NOFILE of 1,024 so the leak really runs into EMFILE, writes ``docs/soak-report.html``
-and screenshots it to ``docs/soak-report.png`` with headless Chromium (Debian: ``apt-get
-install chromium``). Run it from the repository root: sites are shown relative to it.
+RLIMIT_NOFILE of 1,024 so the leak really runs into EMFILE, writes ``soak-report.html`` and
+screenshots it to ``soak-report.png`` with headless Chromium (Debian: ``apt-get install
+chromium``), in ``OUT_DIR`` (default: a new temporary directory; never a tracked file). To
+update the README's picture, copy the PNG over ``docs/soak-report.png`` and commit it. Run it
+from the repository root: sites are shown relative to it.
 """
 
 from __future__ import annotations
@@ -21,22 +23,21 @@ from pathlib import Path
 from safehandler.testing import LAMBDA_FD_LIMIT, load_handler, soak
 from safehandler.testing.html_report import render_html
 
-DOCS = Path(__file__).resolve().parent
 TARGET = "examples/leaky_sqlite.py:handler"
 INVOCATIONS = 1500
 WINDOW = "1200,1200"
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    out = Path(argv[0] if argv else tempfile.mkdtemp(prefix="safehandler-report-")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (LAMBDA_FD_LIMIT, hard))
     # past EMFILE the fd probe cannot list /proc/self/fd and logs so: expected here
     logging.disable(logging.CRITICAL)
     handler = load_handler(TARGET)
-    report = soak(handler, invocations=INVOCATIONS, name=TARGET)
-    for conn in getattr(sys.modules.get(handler.__module__), "CONNECTIONS", {}).values():
-        conn.close()
-    html_path = DOCS / "soak-report.html"
+    report = soak(handler, invocations=INVOCATIONS, name=TARGET)  # (released after)
+    html_path = out / "soak-report.html"
     html_path.write_text(render_html(report, fd_limit=LAMBDA_FD_LIMIT), encoding="utf-8")
     print(report)
     print(f"wrote {html_path}")
@@ -44,7 +45,7 @@ def main() -> int:
     if chromium is None:
         print("no chromium on PATH: skipping the PNG", file=sys.stderr)
         return 1
-    png_path = DOCS / "soak-report.png"
+    png_path = out / "soak-report.png"
     with tempfile.TemporaryDirectory(prefix="safehandler-chromium-") as profile:
         subprocess.run(
             [
@@ -71,4 +72,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -423,8 +423,9 @@ class Finding:
         if self.kind == "global":
             times = "once" if self.count == 1 else f"in {self.count:,} invocations"
             text = f"{self.detail} ({self.noun}, changed {times}"
-            if self.count > 1:
-                text += f" since invocation {self.first_invocation}"
+            since = f" since invocation {self.first_invocation}"
+            if self.count > 1 and not self.detail.endswith(since):  # a soak's total says it
+                text += since
             return text + f"), reported at invocation {self.invocation}"
         noun = plural(self.noun or self.kind, self.count)
         where = f"created at {self.site}" if self.site else "created at an unknown site"

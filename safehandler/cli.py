@@ -1,6 +1,7 @@
 """The ``safehandler`` command: ``soak`` a handler; print the ``settings`` table.
 
-Exit status: 0 clean, 1 leak found, 2 usage error (one line on stderr, no traceback).
+Exit status: 0 clean, 1 leak found or invocations failing, 2 usage error (one line on stderr,
+no traceback).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ._health_state import state_path, worst_live_state
 from ._redact import redact_text
@@ -21,6 +23,7 @@ from .layer import ARCHES, build_layer, publish_command, publish_layer
 from .policy import settings_table
 from .testing import (
     DEFAULT_INVOCATIONS,
+    DEFAULT_TIMEOUT,
     LAMBDA_FD_LIMIT,
     SoakReport,
     TargetError,
@@ -30,10 +33,12 @@ from .testing import (
     soak_isolated,
     soak_policy,
 )
+from .testing._outcomes import VERDICTS
+from .testing._output import AtomicOutput
 
 __all__ = ["main"]
 
-EXIT_CLEAN, EXIT_LEAK, EXIT_USAGE = 0, 1, 2
+EXIT_CLEAN, EXIT_LEAK, EXIT_USAGE = 0, 1, 2  # EXIT_LEAK: a leak, or failing invocations
 
 
 def _positive(text: str) -> int:
@@ -43,6 +48,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number of at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):  # (NaN fails this too)
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
     return value
 
 
@@ -56,7 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run a handler many times and report what it leaks",
         description="Run a handler many times under the guard; exit 1 if anything leaked.",
     )
-    run.add_argument("target", help="package.module:function or path/to/file.py:function")
+    run.add_argument(
+        "target",
+        help="package.module:function or path/to/file.py:function, or Lambda's "
+        "package.module.function or path/to/file.function",
+    )
     run.add_argument(
         "-n",
         "--invocations",
@@ -71,6 +90,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, help="shuffle the events with this seed")
     run.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"each invocation's timeout (default {DEFAULT_TIMEOUT:g}, the Lambda console's "
+        "default): the context counts down from it, a longer invocation fails",
+    )
+    run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop once the soak cannot end clean: at the first leak or failing invocation",
+    )
+    run.add_argument(
+        "--max-seconds",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop when this much time has gone by, and report what ran",
+    )
+    run.add_argument(
         "--isolate",
         action="store_true",
         help="run in a child process under Lambda's limits (RLIMIT_NOFILE, memory size)",
@@ -83,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--memory-mb", type=_positive, help="the function's memory size, for the memory limit"
+    )
+    run.add_argument(
+        "--expect",
+        choices=VERDICTS,
+        help="exit 0 when the verdict is this one, 1 otherwise (a demo of a leak, a test of "
+        "the soak itself)",
     )
     run.add_argument("--json", metavar="OUT.json", help="also write the report as JSON here")
     run.add_argument("--html", metavar="OUT.html", help="also write an HTML report with charts")
@@ -130,31 +174,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _layer(args)
     with contextlib.ExitStack() as outputs:
         try:
-            # Opened first: a leaking handler may leave no descriptor to open them with later.
-            json_out = outputs.enter_context(_open_output(args.json))
-            html_out = outputs.enter_context(_open_output(args.html))
-            report = _run_soak(args)
+            # Reserved first: a leaking handler may leave no descriptor to open them with later.
+            json_out = outputs.enter_context(_reserve(args.json))
+            html_out = outputs.enter_context(_reserve(args.html))
+            with _terminated_as_interrupt():
+                report = _run_soak(args)
         except (TargetError, ConfigError, OSError) as exc:
             print(redact_text(f"safehandler: error: {exc}"), file=sys.stderr)
-            for path in (args.json, args.html):  # no half-written reports left behind
-                if path:
-                    with contextlib.suppress(OSError):
-                        os.remove(path)
             return EXIT_USAGE
         if not args.quiet:
             print(report)  # SoakReport's text and to_dict() are redacted
         if json_out is not None:
-            json.dump(report.to_dict(), json_out, indent=2)
-            json_out.write("\n")
+            json_out.commit(json.dumps(report.to_dict(), indent=2) + "\n")
         if html_out is not None:
-            html_out.write(_html(report, args))
-    return EXIT_CLEAN if report.clean else EXIT_LEAK
+            html_out.commit(_html(report, args))
+    return _exit_code(report, args.expect)
 
 
-def _open_output(path: str | None) -> contextlib.AbstractContextManager[TextIO | None]:
+def _exit_code(report: SoakReport, expected: str | None) -> int:
+    if expected is None:
+        return EXIT_CLEAN if report.clean else EXIT_LEAK
+    if report.verdict == expected:
+        return EXIT_CLEAN
+    print(f"safehandler: expected {expected}, the verdict is {report.verdict}", file=sys.stderr)
+    return EXIT_LEAK
+
+
+def _reserve(path: str | None) -> contextlib.AbstractContextManager[AtomicOutput | None]:
     if path is None:
         return contextlib.nullcontext()
-    return open(path, "w", encoding="utf-8")
+    return AtomicOutput(path)
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, ``timeout``) stops the soak as Ctrl-C does: the invocations
+    that ran are reported and the report files written."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _layer(args: argparse.Namespace) -> int:
@@ -188,6 +256,11 @@ def _health(path: str | None) -> int:
 
 
 def _run_soak(args: argparse.Namespace) -> SoakReport:
+    # The project directory is the task root, as on Lambda: `module:function` imports from it
+    # under the installed command too (whose sys.path[0] is its own bin directory).
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     events: Any = args.events or args.event
     if args.isolate:
         return soak_isolated(
@@ -197,6 +270,9 @@ def _run_soak(args: argparse.Namespace) -> SoakReport:
             fd_limit=args.fd_limit,
             memory_mb=args.memory_mb,
             seed=args.seed,
+            timeout=args.timeout,
+            fail_fast=args.fail_fast,
+            max_seconds=args.max_seconds,
         )
     settings = {"memory_limit_mb": args.memory_mb} if args.memory_mb else {}
     policy = soak_policy(**settings)
@@ -211,6 +287,9 @@ def _run_soak(args: argparse.Namespace) -> SoakReport:
         name=args.target,
         seed=args.seed,
         progress=None if args.quiet else sys.stderr,
+        timeout=args.timeout,
+        fail_fast=args.fail_fast,
+        max_seconds=args.max_seconds,
     )
 
 
@@ -219,7 +298,9 @@ def _html(report: SoakReport, args: argparse.Namespace) -> str:
 
     return render_html(
         report,
-        fd_limit=report.fd_limit if args.isolate else LAMBDA_FD_LIMIT,
+        # the limit line: the one the soak ran under when isolated, else Lambda's (the
+        # shell's, often 20,000 or more, would flatten the chart)
+        fd_limit=report.fd_limit if report.isolated else LAMBDA_FD_LIMIT,
         memory_limit_bytes=args.memory_mb * 2**20 if args.memory_mb else None,
     )
 

@@ -14,9 +14,10 @@ in a terminal summary section (collected from test reports, so it works under py
 
 from __future__ import annotations
 
-import inspect
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 from ._redact import redact_text
 from .testing import (
     DEFAULT_INVOCATIONS,
+    DEFAULT_TIMEOUT,
     LAMBDA_FD_LIMIT,
     SoakReport,
     TargetError,
@@ -101,11 +103,25 @@ class _Runner:
         events: Any = None,
         isolate: bool | None = None,
         check: bool = True,
+        release: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        fail_fast: bool = False,
+        max_seconds: float | None = None,
         **settings: Any,
     ) -> SoakReport:
+        count = self.invocations if invocations is None else invocations
+        run = {"timeout": timeout, "fail_fast": fail_fast, "max_seconds": max_seconds}
         failure = None
         try:
-            report = self._soak(handler, invocations, events, isolate, settings)
+            report = self._soak(
+                handler,
+                count=count,
+                events=events,
+                isolate=isolate,
+                release=release,
+                run=run,
+                settings=settings,
+            )
         except TargetError as exc:  # its text may quote the handler's own error: redacted
             failure = redact_text(f"safehandler: {exc}")
         if failure is not None:  # out of the except block: pytest would print the cause
@@ -118,44 +134,54 @@ class _Runner:
     def _soak(
         self,
         handler: Callable[..., Any] | str,
-        invocations: int | None,
+        *,
+        count: int,
         events: Any,
         isolate: bool | None,
+        release: bool,
+        run: dict[str, Any],
         settings: dict[str, Any],
     ) -> SoakReport:
-        count = invocations or self.invocations
         if isolate if isolate is not None else self.isolate:
             return soak_isolated(
-                _as_target(handler),
+                handler,
                 invocations=count,
                 events=events,
                 fd_limit=self.fd_limit,
                 seed=self.seed,
+                **run,
+                **settings,
             )
+        policy = soak_policy(**settings)  # a bad setting fails before the handler loads
         target = load_handler(handler) if isinstance(handler, str) else handler
         return soak(
             target,
             events=events,
             invocations=count,
-            policy=soak_policy(**settings),
+            policy=policy,
             name=handler if isinstance(handler, str) else None,
             seed=self.seed,
+            release=release,
+            **run,
         )
-
-
-def _as_target(handler: Callable[..., Any] | str) -> str:
-    """A child process imports the handler again: name it the way the CLI does."""
-    if isinstance(handler, str):
-        return handler
-    return f"{inspect.getfile(handler)}:{handler.__qualname__}"
 
 
 def _summary(report: SoakReport) -> dict[str, Any]:
     return {
         "handler": redact_text(report.handler),
         "verdict": report.verdict,
-        "findings": [redact_text(f"[{finding.kind}] {finding}") for finding in report.findings],
+        "findings": [redact_text(f"[{finding.kind}] {finding}") for finding in report.findings]
+        + _failing_lines(report),
     }
+
+
+def _failing_lines(report: SoakReport) -> list[str]:
+    first = report.failures.first
+    if first is None:
+        return []
+    evolution = report.failures.evolution(report.invocations)
+    line = f"[failing] first at invocation {first.invocation:,} ({first}); {evolution}"
+    return [redact_text(line)]
 
 
 @pytest.fixture(name="soak")
@@ -172,7 +198,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     returned = pyfuncitem.obj(**arguments)
     options = dict(marker.kwargs)
-    handler = options.pop("handler", None) or returned
+    here = Path(pyfuncitem.path).parent
+    if isinstance(options.get("events"), (str, os.PathLike)):
+        options["events"] = here / options["events"]  # relative to the test file
+    handler = _beside(here, options.pop("handler", None)) or returned
     if handler is None:
         pytest.fail(
             "@pytest.mark.soak: return the handler from the test, or name it with "
@@ -181,6 +210,16 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         )
     _Runner(pyfuncitem)(handler, **options)
     return True
+
+
+def _beside(here: Path, handler: Any) -> Any:
+    """A marker's ``handler="path/to/file.py:function"``, relative to the test file."""
+    if not isinstance(handler, str) or ":" not in handler:
+        return handler
+    module_part, _, attribute = handler.rpartition(":")
+    if module_part.endswith(".py") and not os.path.isabs(module_part):
+        return f"{here / module_part}:{attribute}"
+    return handler
 
 
 class _Summary:

@@ -1,4 +1,5 @@
-"""``safehandler soak`` on the examples, as a user runs it: a subprocess from the repo root."""
+"""``safehandler soak`` on the examples, as a user runs it: a subprocess from a project
+directory (a scratch copy of the examples in ``tmp_path``, so nothing lands in the repo)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ._cli import EVENT, ROOT, env, run, workdir
 from ._lines import line_of
-
-ROOT = Path(__file__).resolve().parent.parent
-EVENT = "examples/events/api_gateway.json"
-
-
-def run(*args: str, tmp_path: Path) -> tuple[int, str, str, dict | None]:
-    out = tmp_path / "report.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "safehandler", "soak", *args, "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
-    )
-    report = json.loads(out.read_text()) if out.exists() else None
-    return proc.returncode, proc.stdout, proc.stderr, report
 
 
 @pytest.mark.parametrize(
@@ -88,21 +73,59 @@ def test_module_targets_work_like_lambda_handler_strings(tmp_path: Path) -> None
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
+        env=env(tmp_path, PYTHONPATH=str(tmp_path)),
     )
     assert proc.returncode == 0, proc.stderr
     assert "10 invocations" in proc.stdout
 
 
-def test_handler_errors_are_counted_not_fatal(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "target", ["app:handler", "app.handler", "sub/orders.py:handler", "sub/orders.handler"]
+)
+def test_lambdas_own_handler_forms_work_beside_the_colon_forms(target: str, tmp_path: Path) -> None:
+    source = "def handler(event, context):\n    return {'statusCode': 200}\n"
+    (tmp_path / "app.py").write_text(source)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "orders.py").write_text(source)
+    code, _, stderr, report = run(target, "-n", "10", tmp_path=tmp_path)
+    assert code == 0, stderr
+    assert report is not None
+    assert (report["handler"], report["invocations"]) == (target, 10)
+
+
+def test_the_installed_command_imports_from_the_project_directory(tmp_path: Path) -> None:
+    command = Path(sys.executable).with_name("safehandler")
+    assert command.exists(), "the console script is installed with the package"
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return {'ok': True}\n")
+    proc = subprocess.run(
+        [str(command), "soak", "app.handler", "-n", "10"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(tmp_path),  # no PYTHONPATH: the cwd is the task root, as on Lambda
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "10 invocations" in proc.stdout
+
+
+def test_a_handler_that_always_raises_is_failing_not_clean(tmp_path: Path) -> None:
     (tmp_path / "flaky.py").write_text(
         "def handler(event, context):\n    raise KeyError('missing')\n"
     )
     code, stdout, _, report = run(f"{tmp_path}/flaky.py:handler", "-n", "7", tmp_path=tmp_path)
-    assert code == 0
+    assert code == 1
     assert report is not None
-    assert (report["errors"], report["error_types"]) == (7, {"KeyError": 7})
+    assert (report["verdict"], report["errors"], report["failed"]) == ("failing", 7, 7)
+    assert report["error_types"] == {"KeyError": 7}
+    assert report["failures"]["first"] == {
+        "invocation": 1,
+        "error": "KeyError",
+        "message": "'missing'",
+    }
+    assert report["failures"]["evolution"] == "every invocation failed"
     assert "7 raised (7 KeyError)" in stdout
+    assert "verdict: FAILING, 7 of 7 invocations failed" in stdout
 
 
 @pytest.mark.parametrize(
@@ -111,32 +134,35 @@ def test_handler_errors_are_counted_not_fatal(tmp_path: Path) -> None:
         (["examples/nope.py:handler"], "no such file: examples/nope.py"),
         (["examples/leaky_file.py:nope"], "has no attribute 'nope'"),
         (["no_such_module_xyz:handler"], "cannot import module 'no_such_module_xyz'"),
-        (["examples/leaky_file.py"], "expected module:function"),
+        (["examples/leaky_file.py"], "(name the function: examples/leaky_file.py:handler)"),
+        (["leaky_file"], "expected module:function, path/to/file.py:function, or Lambda's"),
+        (["examples/leaky_file.nope"], "has no attribute 'nope'"),
         (["examples/leaky_file.py:handler", "--event", "missing.json"], "cannot read event"),
         (["examples/leaky_file.py:handler", "-n", "0"], "must be a whole number of at least 1"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "safehandler", "soak", *args],
-        cwd=ROOT,
+        cwd=workdir(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
+        env=env(tmp_path),
     )
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_bad_setting_in_the_environment_is_a_usage_error() -> None:
+def test_bad_setting_in_the_environment_is_a_usage_error(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "safehandler", "soak", "examples/clean_reuse.py:handler"],
-        cwd=ROOT,
+        cwd=workdir(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "SAFEHANDLER_LEAK_AFTER": "0"},
+        env=env(tmp_path, SAFEHANDLER_LEAK_AFTER="0"),
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
@@ -144,9 +170,11 @@ def test_bad_setting_in_the_environment_is_a_usage_error() -> None:
     )
 
 
-def test_settings_command_prints_every_variable() -> None:
+def test_settings_command_prints_every_variable(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "safehandler", "settings"],
+        cwd=tmp_path,
+        env=env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -169,11 +197,11 @@ def test_guarded_example_logs_one_json_line(tmp_path: Path) -> None:
     )
     proc = subprocess.run(
         [sys.executable, "-c", script],
-        cwd=ROOT,
+        cwd=workdir(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+        env=env(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
     payloads = [json.loads(line)["safehandler"] for line in proc.stdout.splitlines()]
@@ -192,7 +220,7 @@ def test_guarded_example_logs_one_json_line(tmp_path: Path) -> None:
     assert (payload["kind"], payload["count"], payload["invocation"]) == ("fd", 2, 2)
 
 
-def test_powertools_example_stacks_and_stays_clean() -> None:
+def test_powertools_example_stacks_and_stays_clean(tmp_path: Path) -> None:
     script = (
         "import json, sys\n"
         "sys.path.insert(0, 'examples')\n"
@@ -206,11 +234,11 @@ def test_powertools_example_stacks_and_stays_clean() -> None:
     )
     proc = subprocess.run(
         [sys.executable, "-c", script],
-        cwd=ROOT,
+        cwd=workdir(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
+        env=env(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
     *logs, findings = proc.stdout.splitlines()
@@ -280,34 +308,36 @@ def test_empty_events_directory_is_a_usage_error(tmp_path: Path) -> None:
     assert "no *.json events in" in stderr
 
 
-def test_run_locally_example_goes_through_awslambdaric() -> None:
+def test_run_locally_example_goes_through_awslambdaric(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "examples/run_locally.py"],
-        cwd=ROOT,
+        cwd=workdir(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp"},
+        env=env(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("True [{'statusCode': 200, 'body': ")
 
 
 def test_restore_isolation_puts_global_state_back(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    scratch = workdir(tmp_path)
     out = tmp_path / "r.json"
     argv = [sys.executable, "-m", "safehandler", "soak", "examples/leaky_globals.py:handler"]
     argv += ["-n", "20", "--json", str(out)]
-    plain = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    plain = subprocess.run(
+        argv, cwd=scratch, capture_output=True, text=True, env=env(tmp_path), timeout=60
+    )
     assert plain.returncode == 1, plain.stderr
     before = json.loads(out.read_text())
     restored = subprocess.run(
         argv,
-        cwd=ROOT,
+        cwd=scratch,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**env, "SAFEHANDLER_ISOLATION": "restore"},
+        env=env(tmp_path, SAFEHANDLER_ISOLATION="restore"),
     )
     after = json.loads(out.read_text())
     assert restored.returncode == 1
@@ -316,4 +346,5 @@ def test_restore_isolation_puts_global_state_back(tmp_path: Path) -> None:
     assert before["stats"][-1][1] - before["stats"][0][1] == 19  # one FileHandler fd a call
     assert after["stats"][-1][1] == after["stats"][0][1]  # handlers removed and closed
     seen = [f["what"] for f in after["findings"] if f["noun"] == "module global"]
-    assert seen == ["leaky_globals.SEEN grew: 1 -> 2 items"]  # put back every time
+    # put back every time: never more than one item
+    assert seen == ["leaky_globals.SEEN grew: 1 -> 2 items since invocation 1"]

@@ -169,7 +169,7 @@ def test_invocations_that_raised_are_ticked() -> None:
     ticks = re.search(r'<path class="raised" d="([^"]*)"', section(html, "fds"))
     assert ticks
     assert ticks.group(1).count("M") == 10
-    assert "raised from 4" in section(html, "fds")
+    assert "failing from 4" in section(html, "fds")
 
 
 def test_a_probe_switched_off_leaves_a_gap(leaky: SoakReport) -> None:

@@ -15,7 +15,12 @@ from typing import Any
 from ..errors import TargetError
 from ._targets import load_events
 
-__all__ = ["labelled"]
+__all__ = ["Prelabelled", "labelled"]
+
+
+class Prelabelled(list):  # type: ignore[type-arg]
+    """``(label, event)`` pairs already drawn, in order (an isolated soak's child replays
+    what its parent drew): used as they are, once."""
 
 
 def labelled(events: Any, invocations: int, seed: int | None) -> Iterator[tuple[str, Any]]:
@@ -25,21 +30,30 @@ def labelled(events: Any, invocations: int, seed: int | None) -> Iterator[tuple[
     200 distinct examples, cycled), a callable (called per invocation), an iterator (consumed),
     or a single event (repeated; default ``{}``).
     """
-    if isinstance(events, (str, os.PathLike)):
-        events = load_events(events)
-        return _cycle(events, seed)
-    if _is_strategy(events):
-        return _cycle(_draw(events, min(invocations, 200), seed), seed)
+    if isinstance(events, Prelabelled):
+        return iter(events)
+    pairs = _finite(events, invocations, seed)
+    if pairs is not None:
+        return _cycle(pairs, seed)
     if callable(events):
         return ((f"call {n}", events()) for n in _count())
-    if isinstance(events, (list, tuple)):
-        if not events:
-            raise TargetError("no events to soak with")
-        return _cycle([(f"#{n}", event) for n, event in enumerate(events)], seed)
     if isinstance(events, Iterator):
         return ((f"#{n}", event) for n, event in enumerate(events))
     single = {} if events is None else events
     return (("event", single) for _ in _count())
+
+
+def _finite(events: Any, invocations: int, seed: int | None) -> list[tuple[str, Any]] | None:
+    """The labelled events of a kind that is cycled: a path, a strategy, a list."""
+    if isinstance(events, (str, os.PathLike)):
+        return load_events(events)
+    if _is_strategy(events):
+        return _draw(events, min(invocations, 200), seed)
+    if isinstance(events, (list, tuple)):
+        if not events:
+            raise TargetError("no events to soak with")
+        return [(f"#{n}", event) for n, event in enumerate(events)]
+    return None
 
 
 def _count() -> Iterator[int]:

@@ -15,6 +15,7 @@ from .._records import Finding, InvocationStats, display_path, plural
 from .._redact import redact_obj, redact_text
 from ..report import advice
 from ._limits import LAMBDA_FD_LIMIT
+from ._outcomes import CLEAN, FAILING, Failures, verdict_of
 
 __all__ = ["SoakReport"]
 
@@ -33,14 +34,26 @@ class SoakReport:
     # what the verdict does not fail on but a reader should know: memory not judged yet,
     # bounded growth
     notes: list[str] = field(default_factory=list)
+    failures: Failures = field(default_factory=Failures)  # raised or returned an error
+    planned: int | None = None  # the invocations asked for
+    stopped: str | None = None  # why it stopped before them: fail-fast, max-seconds, interrupted
+    timeout: float | None = None  # each invocation's timeout, seconds
+    isolated: bool = False  # soaked in a child process, under fd_limit
+    released: list[str] | None = None  # what an in-process soak released (None: not tried)
 
     @property
     def verdict(self) -> str:
-        return "leak" if self.findings else "clean"
+        """``leak`` (findings), ``failing`` (invocations failed, nothing leaked) or ``clean``."""
+        return verdict_of(len(self.findings), self.failures.count)
 
     @property
     def clean(self) -> bool:
-        return not self.findings
+        return self.verdict == CLEAN
+
+    @property
+    def failed(self) -> int:
+        """Invocations that raised or returned an error response."""
+        return self.failures.count
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape; keys may be added, never renamed. Redacted."""
@@ -50,6 +63,13 @@ class SoakReport:
             "errors": self.errors,
             "error_types": dict(self.error_types),
             "verdict": self.verdict,
+            "failed": self.failed,
+            "failures": self.failures.to_dict(self.invocations),
+            "planned": self.planned,
+            "stopped": self.stopped,
+            "timeout": self.timeout,
+            "released": self.released,
+            "isolated": self.isolated,
             "seconds": round(self.seconds, 3),
             "fd_limit": self.fd_limit,
             "fd_exhausted_at": self.fd_exhausted_at,
@@ -73,6 +93,12 @@ class SoakReport:
             fd_exhausted_at=data.get("fd_exhausted_at"),
             fd_limit=data.get("fd_limit"),
             notes=list(data.get("notes", [])),
+            failures=Failures.from_dict(data.get("failures")),
+            planned=data.get("planned"),
+            stopped=data.get("stopped"),
+            timeout=data.get("timeout"),
+            released=data.get("released"),
+            isolated=data.get("isolated", False),
         )
 
     def __str__(self) -> str:
@@ -81,14 +107,21 @@ class SoakReport:
     def _text(self) -> str:
         rate = self.invocations / self.seconds if self.seconds else 0.0
         head = (
-            f"safehandler soak {self.handler}: {self.invocations:,} invocations in "
+            f"safehandler soak {self.handler}: {self.invocations:,} "
+            f"{plural('invocation', self.invocations)} in "
             f"{self.seconds:.2f} s ({rate:,.0f}/s), {self.errors:,} raised"
         )
+        returned = self.failed - self.errors
+        if returned > 0:
+            head += f", {returned:,} returned an error"
         if self.error_types:
             head += " (" + ", ".join(f"{n:,} {k}" for k, n in self.error_types.items()) + ")"
         lines = [head]
+        if self.stopped:
+            planned = f" of {self.planned:,}" if self.planned else ""
+            lines.append(f"stopped after invocation {self.invocations:,}{planned}: {self.stopped}")
         if self.stats:
-            lines += _counters_lines(self.stats)
+            lines += _counters_lines(self.stats, self.fd_limit)
         if self.fd_exhausted_at is not None:
             limit = f" (RLIMIT_NOFILE {self.fd_limit:,})" if self.fd_limit else ""
             lines.append(
@@ -96,8 +129,22 @@ class SoakReport:
                 f"descriptors{limit}; every later invocation that opens one fails"
             )
         lines += [f"note: {note}" for note in self.notes]
+        first = self.failures.first
+        if first is not None:
+            lines.append(
+                f"failing: first at invocation {first.invocation:,} ({first}); "
+                + self.failures.evolution(self.invocations)
+            )
+        if self.released:
+            lines.append("released after the soak: " + "; ".join(self.released))
         if self.clean:
             lines.append("verdict: clean, nothing outlived its invocation")
+            return "\n".join(lines)
+        if self.verdict == FAILING:
+            lines.append(
+                f"verdict: FAILING, {self.failed:,} of {self.invocations:,} "
+                f"{plural('invocation', self.invocations)} failed"
+            )
             return "\n".join(lines)
         count = len(self.findings)
         lines.append(f"verdict: LEAK, {count} {plural('finding', count)}")
@@ -128,7 +175,7 @@ def _allocation_lines(finding: Finding) -> list[str]:
     return lines
 
 
-def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMIT) -> list[str]:
+def _counters_lines(stats: list[InvocationStats], fd_limit: int | None) -> list[str]:
     def ends(column: str) -> tuple[InvocationStats, InvocationStats] | None:
         # a probe switched off (by EMFILE, say) leaves None: use the last row that has it
         rows = [row for row in stats if getattr(row, column) is not None]
@@ -141,10 +188,9 @@ def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMI
         parts.append(f"open fds {opened:,} -> {now:,}")
         if now > opened and last.invocation > first.invocation:
             per_call = (now - opened) / (last.invocation - first.invocation)
-            runs_out = first.invocation + (fd_limit - opened) / per_call
             lines.append(
-                f"at {per_call:.2g} fd per invocation, Lambda's {fd_limit:,} fds run out near "
-                f"invocation {max(1, int(runs_out)):,}"
+                f"at {per_call:.2g} fd per invocation, "
+                + _projection(first.invocation, opened, per_call, fd_limit)
             )
     if threads := ends("threads"):
         parts.append(f"threads {threads[0].threads} -> {threads[1].threads}")
@@ -155,3 +201,15 @@ def _counters_lines(stats: list[InvocationStats], fd_limit: int = LAMBDA_FD_LIMI
         parts.append(f"RSS {first_rss / 2**20:.1f} -> {last_rss / 2**20:.1f} MiB")
     head = f"after invocation {stats[0].invocation} -> {stats[-1].invocation:,}: "
     return [head + ", ".join(parts), *lines]
+
+
+def _projection(start: int, opened: int, per_call: float, fd_limit: int | None) -> str:
+    """Where the fds run out: under the limit the soak ran under, and Lambda's if it differs."""
+
+    def near(limit: int) -> str:
+        return f"invocation {max(1, int(start + (limit - opened) / per_call)):,}"
+
+    lambdas = f"Lambda's {LAMBDA_FD_LIMIT:,} fds run out near {near(LAMBDA_FD_LIMIT)}"
+    if fd_limit is None or fd_limit == LAMBDA_FD_LIMIT:
+        return lambdas
+    return f"this soak's RLIMIT_NOFILE of {fd_limit:,} runs out near {near(fd_limit)}; " + lambdas

@@ -8,32 +8,34 @@ paths (the handler raised, a certain event) are reported with that path.
 
 from __future__ import annotations
 
-import errno
+import contextlib
+import functools
+import inspect
 import os
+import re
 import time
-import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TextIO
 
-from .. import _health_state
 from .._constants import DB_CLEANUP
 from .._engine import Engine, Invocation
 from .._records import Finding, InvocationStats
-from ..errors import LeakError
+from ..errors import ConfigError, LeakError
 from ..guard import engine_of, guard
 from ..policy import Policy
-from ..probes.memory import TRACE_FRAMES, growth_sites
-from ..verdicts import stopped_growing
+from ._bounds import DEFAULT_TIMEOUT, MAX_TIMEOUT, InvocationTimeout, deadline
 from ._context import FakeLambdaContext
 from ._events import labelled
+from ._growth import GrowthTrace, bounded_growth, unjudged
+from ._outcomes import Failure, Failures, failure_of
 from ._progress import Progress
+from ._release import Baseline, release
 from ._report import SoakReport
 
-__all__ = ["DEFAULT_INVOCATIONS", "soak", "soak_policy"]
+__all__ = ["DEFAULT_INVOCATIONS", "check_bounds", "soak", "soak_policy"]
 
 DEFAULT_INVOCATIONS = 1500
-_FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE)
 
 
 def soak_policy(environ: Mapping[str, str] | None = None, **settings: Any) -> Policy:
@@ -57,26 +59,29 @@ def soak(
     seed: int | None = None,
     context_factory: Callable[[], Any] | None = None,
     progress: TextIO | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    fail_fast: bool = False,
+    max_seconds: float | None = None,
+    release: bool = True,
 ) -> SoakReport:
     """Run ``handler`` ``invocations`` times and report every leak it showed.
 
     ``events``: see ``_events.labelled``. A handler that is already guarded is soaked with its
     own engine; any other is guarded here with ``policy`` (default: ``soak_policy()``).
+    ``timeout``: each invocation's, in seconds (Lambda's console default, 3 s): the context
+    counts down from it and a longer invocation is stopped and fails. ``fail_fast``: stop once
+    the soak cannot end clean (a leak found, or an invocation failed). ``max_seconds``: stop
+    when this much time has gone by. ``release``: afterwards, put back the process-wide state
+    and release what the handler leaked (``_release``), so the caller goes on as before.
     ``progress``: a terminal stream for a progress bar.
     """
-    if invocations < 1:
-        raise ValueError(f"invocations={invocations!r}: must be at least 1")
+    check_bounds(invocations=invocations, timeout=timeout, max_seconds=max_seconds)
     if context_factory is None:
-        context_factory = FakeLambdaContext
-    engine = engine_of(handler)
-    if engine is None:
-        handler = guard(handler, policy=policy or soak_policy())
-        engine = engine_of(handler)
-    assert engine is not None
+        context_factory = functools.partial(FakeLambdaContext, timeout_s=timeout)
+    handler, engine, bounded = _guarded(handler, policy, timeout)
     collected: list[Finding] = []
     stats: list[InvocationStats] = []
-
-    tracing = _GrowthTrace(engine)
+    tracing = GrowthTrace(engine)
 
     def observe(invocation: Invocation) -> None:
         collected.extend(invocation.findings)
@@ -84,143 +89,137 @@ def soak(
         tracing.after(invocation)
 
     start_invocation = engine.invocation
+    baseline = Baseline.take() if release else None
     outcomes: dict[int, tuple[str, str | None]] = {}  # invocation -> (event label, error)
-    errors: Counter[str] = Counter()
-    exhausted_at: int | None = None
+    raised = 0
+    failures = Failures()
+    stopped: str | None = None
     feed = labelled(events, invocations, seed)
     bar = Progress(progress, invocations)
     started = time.perf_counter()
     done = 0
-    # the soaked handler is not the environment's: its health is in the report, not the file
-    with engine.observe(observe, quiet=True), _health_state.paused():
+    with engine.observe(observe, quiet=True):
         try:
             for _, (label, event) in zip(range(invocations), feed, strict=False):
                 done += 1
-                error = None
-                try:
-                    handler(event, context_factory())
-                except LeakError:
-                    pass  # a strict guard raised what the observer was told
-                except Exception as exc:  # noqa: BLE001 - the handler's own errors are counted
-                    error = _error_name(exc)
-                    errors[error] += 1
-                    if exhausted_at is None and getattr(exc, "errno", None) in _FD_EXHAUSTED:
-                        exhausted_at = done
+                failure, error = _invoke(handler, event, context_factory, bounded, done)
+                if failure is not None:
+                    failures.record(failure)
+                raised += error is not None
                 outcomes[engine.invocation] = (label, error)
                 bar.update(done)
+                if done < invocations:
+                    stopped = _stop(fail_fast, bool(collected), failures, max_seconds, started)
+                    if stopped:
+                        break
+        except KeyboardInterrupt:
+            stopped = "interrupted"  # what ran so far is still reported
         finally:
             bar.close()
             tracing.finish()  # tracemalloc off again, whatever happened
     seconds = time.perf_counter() - started
     merged = _merge(collected, engine, outcomes, start_invocation)
-    findings, bounded = _bounded(merged, engine, outcomes)
+    released = None
+    if baseline is not None:
+        released = _released(baseline, merged)
+    findings, bounded_notes = bounded_growth(merged, engine, outcomes)
     findings = tracing.explain(findings)
     return SoakReport(
         handler=name or _describe(handler),
         invocations=done,
-        errors=sum(errors.values()),
+        errors=raised,
         findings=findings,
-        notes=_notes(engine, done, findings) + bounded,
+        notes=unjudged(engine, done, findings) + bounded_notes,
         seconds=seconds,
-        error_types=errors,
+        error_types=Counter(failures.kinds),
         stats=stats,
-        fd_exhausted_at=exhausted_at,
+        fd_exhausted_at=failures.fd_exhausted_at,
         fd_limit=_soft_fd_limit(),
+        failures=failures,
+        planned=invocations,
+        stopped=stopped,
+        timeout=timeout,
+        released=released,
     )
 
 
-class _GrowthTrace:
-    """What allocates, once memory looks like growing: ``tracemalloc`` is started when the
-    trend's floor rose in two windows, for a sample of invocations (it slows allocations
-    tenfold or more), and the soak's memory finding names the lines whose allocations grew
-    over that sample."""
-
-    SAMPLE = 10  # invocations traced: enough to rank the lines of a steady growth
-
-    def __init__(self, engine: Engine) -> None:
-        self.trend = engine.judge.trend if "memory" in engine.probes else None
-        self.before: Any = None
-        self.sites: list[tuple[str, int, int]] | None = None
-        self.traced = 0
-
-    def after(self, invocation: Invocation) -> None:
-        trend = self.trend
-        if trend is None or self.sites is not None:
-            return
-        if self.before is not None:
-            self.traced += 1
-            if self.traced >= self.SAMPLE:
-                self._stop()
-        elif not tracemalloc.is_tracing() and (
-            trend.rising or any(f.kind == "memory" for f in invocation.findings)
-        ):
-            tracemalloc.start(TRACE_FRAMES)
-            self.before = tracemalloc.take_snapshot()
-
-    def _stop(self) -> None:
-        self.sites = []  # once, even if the snapshot fails
-        try:
-            self.sites = growth_sites(self.before, tracemalloc.take_snapshot())
-        finally:
-            tracemalloc.stop()
-
-    def finish(self) -> None:
-        if self.before is not None and self.sites is None:
-            self._stop()
-
-    def explain(self, findings: list[Finding]) -> list[Finding]:
-        if self.before is None:
-            return findings
-        sites = [_site_dict(*site) for site in self.sites or ()]
-        return [
-            f.replace(extra={**f.extra, "allocated_at": sites}) if f.kind == "memory" else f
-            for f in findings
-        ]
+def _released(baseline: Baseline, findings: list[Finding]) -> list[str]:
+    """What ``release`` did; its own fault is one line, never the soak's failure."""
+    try:
+        return release(baseline, {finding.kind for finding in findings})
+    except Exception as exc:  # noqa: BLE001 - fail open: the report is still true
+        return [f"release failed: {type(exc).__name__}: {exc}"]
 
 
-def _bounded(
-    findings: list[Finding], engine: Engine, outcomes: Mapping[int, tuple[str, str | None]]
-) -> tuple[list[Finding], list[str]]:
-    """The findings whose growth stopped once the events repeated: notes, not a failing
-    verdict (``verdicts.stopped_growing``)."""
-    kept, notes = [], []
-    now = engine.invocation
-    for finding in findings:
-        history = engine.history(finding.group) if finding.group is not None else None
-        last = history.last_grew if history else 0
-        grew_with = {outcomes[n][0] for n in history.grew_at if n in outcomes} if history else set()
-        seen_since = {label for n, (label, _) in outcomes.items() if n > last}
-        if history and stopped_growing(finding, last, now, grew_with, seen_since):
-            told = str(finding).rsplit(", reported at invocation", 1)[0]
-            notes.append(
-                f"bounded, not a leak: {told}; it stopped growing at invocation "
-                f"{last - (now - len(outcomes)):,} and the same events did not grow it in the "
-                f"{now - last:,} invocations since"
-            )
-        else:
-            kept.append(finding)
-    return kept, notes
+def _guarded(
+    handler: Callable[..., Any], policy: Policy | None, timeout: float
+) -> tuple[Callable[..., Any], Engine, Callable[[], contextlib.AbstractContextManager[None]]]:
+    """The handler guarded (unless it is already), its engine, and the timer around a call."""
+    engine = engine_of(handler)
+    if engine is not None:  # its own guard runs inside the timer: the best from outside
+        return handler, engine, functools.partial(deadline, timeout)
+    handler = guard(_timed(handler, timeout), policy=policy or soak_policy())
+    engine = engine_of(handler)
+    assert engine is not None
+    return handler, engine, contextlib.nullcontext
 
 
-def _site_dict(filename: str, lineno: int, size: int) -> dict[str, Any]:
-    return {"file": filename, "line": lineno, "bytes": size}
+def _invoke(
+    handler: Callable[..., Any],
+    event: Any,
+    context_factory: Callable[[], Any],
+    bounded: Callable[[], contextlib.AbstractContextManager[None]],
+    number: int,
+) -> tuple[Failure | None, str | None]:
+    """One invocation: how it failed, if it did, and what it raised, if it did."""
+    try:
+        with bounded():
+            return failure_of(number, handler(event, context_factory())), None
+    except LeakError:
+        return None, None  # a strict guard raised what the observer was told
+    except (Exception, InvocationTimeout) as exc:  # noqa: BLE001 - the handler's, counted
+        failure = failure_of(number, exc=exc)
+        return failure, failure.error if failure is not None else type(exc).__name__
 
 
-def _notes(engine: Engine, invocations: int, findings: list[Finding]) -> list[str]:
-    """What the verdict could not say: memory not judged yet."""
-    notes = []
-    if "memory" in engine.probes and not any(f.kind == "memory" for f in findings):
-        unjudged = engine.judge.trend.unjudged(invocations)
-        if unjudged:
-            notes.append(unjudged)
-    return notes
+def check_bounds(
+    *, invocations: int, timeout: float = DEFAULT_TIMEOUT, max_seconds: float | None = None
+) -> None:
+    """A ``ConfigError`` naming the bound that is out of range."""
+    if isinstance(invocations, bool) or not isinstance(invocations, int) or invocations < 1:
+        raise ConfigError(f"invocations={invocations!r}: must be a whole number of at least 1")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise ConfigError(f"timeout={timeout!r}: must be in (0, {MAX_TIMEOUT:g}] seconds")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ConfigError(f"max_seconds={max_seconds!r}: must be above 0 seconds")
 
 
-def _error_name(exc: BaseException) -> str:
-    code = getattr(exc, "errno", None)
-    if isinstance(code, int) and code in errno.errorcode:
-        return f"{type(exc).__name__}[{errno.errorcode[code]}]"
-    return type(exc).__name__
+def _timed(handler: Callable[..., Any], timeout: float) -> Callable[..., Any]:
+    """``handler`` stopped at its timeout; the guard around it sees a failed invocation."""
+    if inspect.iscoroutinefunction(handler):
+        return handler  # an async handler's timer would stop the event loop, not the handler
+
+    @functools.wraps(handler, updated=())
+    def timed(event: Any, context: Any) -> Any:
+        with deadline(timeout):
+            return handler(event, context)
+
+    return timed
+
+
+def _stop(
+    fail_fast: bool,
+    found: bool,
+    failures: Failures,
+    max_seconds: float | None,
+    started: float,
+) -> str | None:
+    """Why the soak stops before its last invocation, if it does."""
+    if fail_fast and (found or failures.count):
+        return "fail-fast: " + ("a leak was found" if found else "an invocation failed")
+    if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+        return f"max-seconds: {max_seconds:g} s have gone by"
+    return None
 
 
 def _soft_fd_limit() -> int | None:
@@ -231,8 +230,12 @@ def _soft_fd_limit() -> int | None:
 
 
 def _describe(handler: Callable[..., Any]) -> str:
-    module = getattr(handler, "__module__", "?")
-    return f"{module}:{getattr(handler, '__qualname__', repr(handler))}"
+    seen = {id(handler)}
+    while (inner := getattr(handler, "__wrapped__", None)) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        handler = inner
+    named = handler if hasattr(handler, "__qualname__") else type(handler)
+    return f"{named.__module__}:{named.__qualname__}"
 
 
 # -- path attribution: one finding per group, and which events grew it ----------------
@@ -257,15 +260,31 @@ def _merge(
         if first.kind == "memory":
             out.append(_renumber(first, offset))
             continue
-        # the detail as it is now ("grew: 1,499 -> 1,500 items"), the peak count
+        # the detail as it is now ("grew: 1499 -> 1500 items"), the peak count
         history = engine.history(key)
         detail = history.latest if history else first.detail
+        if first.kind == "global":  # the total since it first grew, not the last step
+            detail = _total_growth(first.detail, detail, _renumber(first, offset))
         peak = history.peak if history else None
         path = _path(history.grew_at if history else [], outcomes)
         extra = {**first.extra, "path": path} if path else dict(first.extra)
         found = first.replace(detail=detail, count=max(peak or 0, first.count), extra=extra)
         out.append(_renumber(found, offset))
     return out
+
+
+_GREW = re.compile(r"^(?P<what>.+) grew: (?P<old>[\d,]+) -> (?P<new>[\d,]+) items$")
+
+
+def _total_growth(first_detail: str, latest: str, first: Finding) -> str:
+    """ "app.CACHE grew: 1 -> 300 items since invocation 1" from the first step and the last."""
+    was, now = _GREW.match(first_detail), _GREW.match(latest)
+    if was is None or now is None or was["what"] != now["what"]:
+        return latest
+    return (
+        f"{now['what']} grew: {was['old']} -> {now['new']} items "
+        f"since invocation {first.first_invocation}"
+    )
 
 
 def _renumber(finding: Finding, offset: int) -> Finding:

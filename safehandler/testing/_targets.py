@@ -13,19 +13,20 @@ from typing import Any
 
 from ..errors import TargetError
 
-__all__ = ["load_event", "load_events", "load_handler"]
+__all__ = ["import_file", "load_event", "load_events", "load_handler"]
 
 
 def load_handler(target: str) -> Callable[..., Any]:
-    """``package.module:function`` or ``path/to/file.py:function``, as Lambda would import it.
+    """The handler a target names, as Lambda would import it.
 
-    A file's directory goes first on ``sys.path``, as the task root does on Lambda.
+    ``package.module:function`` or ``path/to/file.py:function``, and Lambda's own handler
+    setting: ``package.module.function`` or ``path/to/file.function``. A file's directory goes
+    first on ``sys.path``, as the task root does on Lambda.
     """
-    module_part, sep, attribute = target.rpartition(":")
-    if not sep or not module_part or not attribute:
-        raise TargetError(f"{target!r}: expected module:function or path/to/file.py:function")
-    if module_part.endswith(".py") or os.sep in module_part:
-        module = _import_file(Path(module_part))
+    module_part, attribute = _split(target)
+    path = Path(module_part if module_part.endswith(".py") else module_part + ".py")
+    if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+        module = import_file(path)
     else:
         try:
             module = importlib.import_module(module_part)
@@ -41,7 +42,27 @@ def load_handler(target: str) -> Callable[..., Any]:
     return handler  # type: ignore[no-any-return]
 
 
-def _import_file(path: Path) -> Any:
+_FORMS = "module:function, path/to/file.py:function, or Lambda's module.function"
+
+
+def _split(target: str) -> tuple[str, str]:
+    """(module or file, attribute path) of any of the accepted forms."""
+    module_part, sep, attribute = target.rpartition(":")
+    if sep:
+        if not module_part or not attribute:
+            raise TargetError(f"{target!r}: expected {_FORMS}")
+        return module_part, attribute
+    if target.endswith(".py"):
+        raise TargetError(f"{target!r}: expected {_FORMS} (name the function: {target}:handler)")
+    # Lambda's form: the last dot separates the function (awslambdaric splits it so)
+    module_part, dot, attribute = target.rpartition(".")
+    if not dot or not module_part or not attribute:
+        raise TargetError(f"{target!r}: expected {_FORMS}")
+    return module_part, attribute
+
+
+def import_file(path: Path) -> Any:
+    """The module at ``path``, its directory first on ``sys.path`` (as Lambda's task root)."""
     if not path.is_file():
         raise TargetError(f"no such file: {path}")
     directory = str(path.resolve().parent)

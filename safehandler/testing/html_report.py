@@ -114,7 +114,9 @@ def render_html(
         if finding.kind in by_kind:
             by_kind[finding.kind].found.append(finding)
     x_max = max([report.invocations, *(row.invocation for row in stats)]) or 1
-    failed = [row.invocation for row in stats if row.failed]
+    # raised (the guard saw it) or returned an error response (the soak saw it)
+    failing = {n for first, last in report.failures.runs for n in range(first, last + 1)}
+    failed = sorted(failing | {row.invocation for row in stats if row.failed})
     figures = "\n".join(
         _figure(chart, x_max, failed, wide=chart is fds) for chart in (fds, threads, db, rss)
     )
@@ -209,7 +211,7 @@ def _figure(chart: _Chart, x_max: float, failed: list[int], *, wide: bool) -> st
     caption = f"{first} &rarr; {last}{chart.unit}, peak {peak}{chart.unit}"
     legend = [f'<span class="key series">{escape(chart.name)}</span>']
     if failed:
-        legend.append('<span class="key raised">handler raised</span>')
+        legend.append('<span class="key raised">invocation failed</span>')
     if chart.found:
         legend.append('<span class="key found">finding reported</span>')
     size = (1060, 300) if wide else (340, 200)
@@ -265,11 +267,12 @@ def _svg(chart: _Chart, size: tuple[int, int], x_max: float, failed: list[int]) 
         count = len(failed)
         parts.append(
             f'<path class="raised" d="{"".join(f"M{x} {bottom:.1f}v-7" for x in columns)}">'
-            f"<title>the handler raised in {count:,} {plural('invocation', count)}, "
+            f"<title>{count:,} {plural('invocation', count)} failed (raised or returned an "
+            "error), "
             f"first at {failed[0]:,}</title></path>"
         )
         if width > 600:
-            label = f"raised from {failed[0]:,}" if count > 1 else f"raised at {failed[0]:,}"
+            label = f"failing from {failed[0]:,}" if count > 1 else f"failed at {failed[0]:,}"
             parts.append(_text(frame, failed[0], bottom - 12, label, "raised"))
     for finding in chart.found:
         reported = finding.invocation or finding.first_invocation
@@ -310,6 +313,11 @@ def _text(frame: _Frame, invocation: int, y: float, label: str, css: str, *, gap
 def _summary(report: SoakReport, heading: str, handler: str) -> str:
     if report.clean:
         verdict = '<span class="verdict clean">clean</span> nothing outlived its invocation'
+    elif report.verdict == "failing":
+        verdict = (
+            f'<span class="verdict leak">FAILING</span> {report.failed:,} of '
+            f"{report.invocations:,} invocations failed"
+        )
     else:
         count = len(report.findings)
         verdict = f'<span class="verdict leak">LEAK</span> {count} {plural("finding", count)}'
@@ -325,9 +333,16 @@ def _summary(report: SoakReport, heading: str, handler: str) -> str:
         ("raised", raised),
     ]
     if report.fd_limit:
-        facts.append(("soaked under RLIMIT_NOFILE", f"{report.fd_limit:,}"))
+        where = "in a child process" if report.isolated else "in-process"
+        facts.append(("RLIMIT_NOFILE", f'{report.fd_limit:,} <span class="muted">({where})</span>'))
     if report.fd_exhausted_at is not None:
         facts.append(("EMFILE", f"from invocation {report.fd_exhausted_at:,}"))
+    if (first := report.failures.first) is not None:
+        evolution = report.failures.evolution(report.invocations)
+        facts.append(
+            ("failing", escape(redact_text(f"from invocation {first.invocation:,} ({first})")))
+        )
+        facts.append(("failures", escape(evolution)))
     items = "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
     return (
         '<header><p class="eyebrow">safehandler soak report</p>'
@@ -342,6 +357,8 @@ def _findings(findings: list[Finding]) -> str:
     for finding in findings:
         if finding.kind == "memory":
             count = f"{finding.count / 1024:,.1f} KiB/invocation"
+        elif finding.kind == "global":  # one global, changed in `count` invocations
+            count = f"1 {finding.noun or 'global'}{_items(finding.detail)}"
         else:
             count = f"{finding.count:,} {plural(finding.noun or finding.kind, finding.count)}"
         cells = [
@@ -370,6 +387,15 @@ def _notes(notes: list[str]) -> str:
         return ""
     items = "".join(f"<li>{escape(note)}</li>" for note in notes)
     return f"<h2>Notes</h2><ul>{items}</ul>"
+
+
+def _items(detail: str) -> str:
+    """ " (300 items)" from "app.CACHE grew: 1 -> 300 items since invocation 1"."""
+    _, grew, sizes = detail.partition(" grew: ")
+    if not grew:
+        return ""
+    new = sizes.partition(" -> ")[2].partition(" items")[0]
+    return f" ({int(new.replace(',', '')):,} items)" if new.replace(",", "").isdigit() else ""
 
 
 def _site(finding: Finding) -> str:
