@@ -223,7 +223,8 @@ _ALTERNATIVES = (
     r"(?P<curlpw>[^\s'\"]+)",
     # --password secret, and ['--password', 'secret']
     r"(?P<argv>(?<![\w\-])--(?P<opt>[A-Za-z][\w\-]*)(?:\s+['\"]?|['\"]?,\s*['\"]?|['\"]\s+['\"]?))"
-    r"(?P<optval>[^\s'\"\-][^\s'\"]*?" + _WORD_END + ")",
+    # (a value may begin with one "-": a password "-x9"; "--next-option" is no value)
+    r"(?P<optval>-?[^\s'\"\-][^\s'\"]*?" + _WORD_END + ")",
     r"(?P<mysqlp>(?<![\w\-])-p)(?P<pval>[^\s'\"]+?" + _WORD_END + ")",
     r"(?P<sshpass>\bsshpass(?:['\"]?,?\s+['\"]?-[a-oq-zA-Z]\S*)*['\"]?,?\s+['\"]?-p['\"]?,?\s+['\"]?)"
     r"(?P<sshpw>[^\s'\"]+)",

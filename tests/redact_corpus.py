@@ -38,6 +38,12 @@ SECRETS = [
     (f"Authorization: Basic {BASIC}", BASIC, ["Authorization: Basic "]),
     ('Authorization: Digest username="app", response="6629fae49393a053"', "6629fae4", ["Digest"]),
     (f"mysql --password {PW} -h db.example.com", PW, ["--password ", "-h db.example.com"]),
+    # a password may begin with one "-" (an option begins with two)
+    (
+        "mysql --password -x9Secret42 -h db.example.com",
+        "-x9Secret42",
+        ["--password ", "-h db.example.com"],
+    ),
     (f"mysql -u app -p{PW} -h db.example.com", PW, ["-u app -p", "-h db.example.com"]),
     (f"https://{PW}@github.com/org/repo.git", PW, ["https://", "@github.com/org/repo.git"]),
     (json.dumps({"db_password": PW, "host": "db"}), PW, ['"db_password": "', '"host": "db"']),
@@ -118,6 +124,8 @@ LOOK_ALIKES = [
     "gcc -pthread -o app",
     "docker run -u 1000:1000 python -u app.py",
     "find . -print",
+    "ls --color -la",
+    "mysql --password --verbose -h db.example.com",
     "37 sockets to 127.0.0.1:3306 opened at app.py:12 (pymysql.connect)",
     "bearer tokens are checked at the gateway",
     "sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709",

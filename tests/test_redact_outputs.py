@@ -329,7 +329,7 @@ def test_the_pytest_plugins_error_text(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(failed=1)
     assert_hidden(
         result.stdout.str(),
-        "safehandler: importing broken.py failed: RuntimeError: cannot reach mysql://app:***@db",
+        "broken.py failed: RuntimeError: cannot reach mysql://app:***@db",
     )
 
 
@@ -339,18 +339,21 @@ def test_the_pytest_plugins_error_text(pytester: pytest.Pytester) -> None:
 def test_the_health_file_and_the_health_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    state = tmp_path / "health.json"
-    monkeypatch.setenv("SAFEHANDLER_HEALTH_FILE", str(state))
+    base = tmp_path / "health.json"
+    monkeypatch.setenv("SAFEHANDLER_HEALTH_FILE", str(base))
     _health_state.write_state(False, [f"fds 900/1024 (pool to mysql://app:{SECRET}@db)"], 7)
+    state = Path(_health_state.process_path(str(base), os.getpid()))  # this process's own
     assert_hidden(state.read_text(), "mysql://app:***@db")
     # a file written by another process (another version) is redacted as it is printed
     data = json.loads(state.read_text())
     state.write_text(json.dumps(data | {"reasons": [f"token={TOKEN}"]}))
-    assert cli.main(["health", "--file", str(state)]) == cli.EXIT_LEAK
+    assert cli.main(["health", "--file", str(base)]) == cli.EXIT_LEAK
     assert_hidden(capsys.readouterr().out, "UNHEALTHY since invocation 7", "token=***")
     missing = tmp_path / f"db_password={SECRET}" / "health.json"
     assert cli.main(["health", "--file", str(missing)]) == cli.EXIT_USAGE
-    assert_hidden(capsys.readouterr().err, "unknown: no health state at", "db_password=***")
+    assert_hidden(
+        capsys.readouterr().err, "unknown: no live process's health state", "db_password=***"
+    )
 
 
 # -- the user's own patterns (redact_patterns, SAFEHANDLER_REDACT) -------------------------
