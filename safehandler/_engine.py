@@ -234,12 +234,14 @@ class Engine:
     def _after(self, token: _Token, scope: _scope.Scope, failed: bool) -> list[Finding]:
         invocation = token.invocation
         counts = self._snapshots(self._counted_after)
-        self._remember(counts)
+        self._last = counts  # (a new dict per invocation: nobody else holds it)
+        if self._uncarried and any(probe.name in counts for probe in self._uncarried):
+            self._wire()  # from now on such a probe is read after invocations only
         before = token.before
         added: list[Resource] = []
         removed: list[Resource] = []
         seen: list[Probe] = []  # probes that saw something: they may act on the verdict
-        busy = scope.busy
+        busy = scope.creations or scope.handles  # (Scope.busy, inlined: per invocation)
         holders = self._holders
         for probe in self._compared:
             name = probe.name
@@ -247,7 +249,12 @@ class Engine:
                 continue
             was, now = before[name], counts[name]
             # The cheap path: nothing moved, nothing was created, nothing is held.
-            if now == was and not busy and (probe not in holders or not probe.holding):
+            # (identity first: a probe's state object may compare in Python)
+            if (
+                (now is was or now == was)
+                and not busy
+                and (probe not in holders or not probe.holding)
+            ):
                 continue
             delta = self._safely(probe, probe.diff, was, now, scope, invocation)
             if delta is not None:
@@ -281,11 +288,6 @@ class Engine:
                 state = self._safely(probe, probe.snapshot)
                 if state is not None:
                     self._last[probe.name] = state
-
-    def _remember(self, counts: dict[str, Any]) -> None:
-        self._last = counts  # (a new dict per invocation: nobody else holds it)
-        if self._uncarried and any(probe.name in counts for probe in self._uncarried):
-            self._wire()  # from now on such a probe is read after invocations only
 
     def _stats(self, invocation: int, counts: Mapping[str, Any], failed: bool) -> InvocationStats:
         values: list[Any] = [invocation, None, None, None, failed, 0, None]
