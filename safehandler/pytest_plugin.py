@@ -111,7 +111,6 @@ class _Runner:
     ) -> SoakReport:
         count = self.invocations if invocations is None else invocations
         run = {"timeout": timeout, "fail_fast": fail_fast, "max_seconds": max_seconds}
-        failure = None
         try:
             report = self._soak(
                 handler,
@@ -122,10 +121,9 @@ class _Runner:
                 run=run,
                 settings=settings,
             )
-        except TargetError as exc:  # its text may quote the handler's own error: redacted
-            failure = redact_text(f"safehandler: {exc}")
-        if failure is not None:  # out of the except block: pytest would print the cause
-            pytest.fail(failure, pytrace=False)
+        except TargetError as exc:  # its text may quote the handler's own error: redacted,
+            # and without the cause, which pytest would print as it is
+            raise TargetError(redact_text(str(exc))) from None
         if check and not report.clean:
             self.item.user_properties.append((_PROPERTY, json.dumps(_summary(report))))
             pytest.fail(str(report), pytrace=False)  # (SoakReport's text is redacted)

@@ -49,7 +49,8 @@ def kept() -> Iterator[list[Any]]:
 
 
 def the_fd_finding(handler: Callable[..., Any]) -> Finding:
-    report = soak(handler, invocations=INVOCATIONS)
+    # (the kept fixture closes what was kept: the soak's own release would close it first)
+    report = soak(handler, invocations=INVOCATIONS, release=False)
     [finding] = report.findings  # one, for every invocation of one site
     assert finding.kind == "fd", str(report)
     assert (finding.first_invocation, finding.invocation) == (1, 2)

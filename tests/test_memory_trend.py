@@ -166,9 +166,9 @@ def test_a_soak_that_raises_out_leaves_tracemalloc_off() -> None:
         blocks.append(block)
 
     try:
-        with pytest.raises(KeyboardInterrupt):
-            soak(handler, invocations=300)
+        report = soak(handler, invocations=300)  # an interrupted soak reports what ran
     finally:
         for block in blocks:
             block.close()
+    assert report.stopped == "interrupted"
     assert not tracemalloc.is_tracing()

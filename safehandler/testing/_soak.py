@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TextIO
 
+from .. import _health_state
 from .._constants import DB_CLEANUP
 from .._engine import Engine, Invocation
 from .._records import Finding, InvocationStats
@@ -98,7 +99,8 @@ def soak(
     bar = Progress(progress, invocations)
     started = time.perf_counter()
     done = 0
-    with engine.observe(observe, quiet=True):
+    # the soaked handler is not the environment's: its health is in the report, not the file
+    with engine.observe(observe, quiet=True), _health_state.paused():
         try:
             for _, (label, event) in zip(range(invocations), feed, strict=False):
                 done += 1
