@@ -15,6 +15,7 @@ decorator, after the handler has returned normally.
 from __future__ import annotations
 
 import contextlib
+import errno
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -30,6 +31,9 @@ from .report import log_finding, log_unhealthy
 from .verdicts import GroupHistory, Judge, Verdict
 
 __all__ = ["Engine", "Invocation"]
+
+
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
 
 
 class Invocation(NamedTuple):
@@ -76,6 +80,7 @@ class Engine:
         # concurrent invocations (a thread-per-request server) judge one at a time
         self._lock = threading.Lock()
         self._quiet = 0  # observers that take the findings instead of the log
+        self._out_of_fds_told = False
         self._last: dict[str, Any] = {}  # each probe's snapshot after the last invocation
         # the hot path's view of self.probes, rebuilt by _wire() whenever it changes
         self._counted_before: tuple[Probe, ...] = ()
@@ -325,12 +330,30 @@ class Engine:
     def _safely(self, probe: Probe, call: Callable[..., Any], *args: Any) -> Any:
         try:
             return call(*args)
-        except Exception as exc:  # noqa: BLE001 - a broken probe must not break the handler
-            self.probes.pop(probe.name, None)
-            self._last.pop(probe.name, None)
-            self._wire()
-            warn("safehandler: the %s probe failed and is now off: %r", probe.name, exc, exc=exc)
+        except OSError as exc:
+            if exc.errno in _OUT_OF_FDS:
+                # The process is out of descriptors, the very leak the probes watch: the probe
+                # is not broken, it cannot look this time. It skips this reading (nothing of
+                # its state changed) and looks again at the next invocation.
+                if not self._out_of_fds_told:
+                    self._out_of_fds_told = True
+                    warn(
+                        "safehandler: out of file descriptors, the %s probe skips a reading: %r",
+                        probe.name,
+                        exc,
+                    )
+                return None
+            self._switch_off(probe, exc)
             return None
+        except Exception as exc:  # noqa: BLE001 - a broken probe must not break the handler
+            self._switch_off(probe, exc)
+            return None
+
+    def _switch_off(self, probe: Probe, exc: Exception) -> None:
+        self.probes.pop(probe.name, None)
+        self._last.pop(probe.name, None)
+        self._wire()
+        warn("safehandler: the %s probe failed and is now off: %r", probe.name, exc, exc=exc)
 
     def _disable_all(self, exc: Exception) -> None:
         self.probes.clear()

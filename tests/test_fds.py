@@ -243,3 +243,45 @@ def test_strict_raises_on_every_invocation_that_grows_a_known_leak(tmp_path: Pat
     for count in (2, 3, 4):
         with pytest.raises(safehandler.UnclosedFdError, match=f"{count} files open on"):
             handler({}, None)
+
+
+def test_running_out_of_fds_skips_a_reading_and_never_switches_the_probe_off(
+    guarded, kept, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The table full is the very leak the probe watches: it cannot list /proc/self/fd then,
+    but it is not broken, and once fds are free again it finds the leak as before."""
+    import resource
+
+    target = tmp_path / "data.bin"
+    fill = {"on": False}
+
+    def handler(event, context):
+        kept.append(open(target, "ab"))  # leak-kept
+        while fill["on"]:  # then the rest of the table, as a leak near the end does
+            try:
+                kept.append(open(target, "ab"))
+            except OSError:
+                break
+
+    guard = guarded(handler, probes=["fds"])
+    guard(1)  # the baseline: one file kept
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count_fds() + 16, hard))
+    fill["on"] = True
+    try:
+        with caplog.at_level("WARNING", logger="safehandler"):
+            guard(1)  # ends with no fd free: the probe cannot list
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    for item in kept[1:]:
+        item.close()  # type: ignore[attr-defined]
+    del kept[1:]
+    fill["on"] = False
+    assert "fds" in guard.engine.probes  # not switched off
+    [told] = [r.getMessage() for r in caplog.records if "out of file descriptors" in r.getMessage()]
+    assert "the fds probe skips a reading" in told
+    guard(2)
+    found = [f for f in guard.findings if f.kind == "fd"]
+    assert found, guard.findings
+    assert found[-1].site is not None
+    assert found[-1].site.location == f"{HERE}:{line_of('leak-kept')}"
