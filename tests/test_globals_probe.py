@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safehandler._records import Resource, plural
+from safehandler._scope import IDLE
 from safehandler.probes import _rotation
 from safehandler.probes.globals import (
     COMMON_STDLIB,
@@ -103,7 +104,7 @@ def invoke(
     before = probe.snapshot()
     action()
     after = probe.snapshot()
-    return probe.diff(before, after, [], invocation).added
+    return probe.diff(before, after, IDLE, invocation).added
 
 
 def described(resources: list[Resource]) -> list[tuple[str, str, str]]:
@@ -120,7 +121,7 @@ def test_probe_shape_and_the_cheap_path(handler) -> None:
     first = probe.snapshot()
     # Nothing moved: the very same token, so the engine's `after == before` is an identity test.
     assert probe.snapshot() is first
-    assert probe.diff(first, first, [], 1) == ([], [])
+    assert probe.diff(first, first, IDLE, 1) == ([], [])
 
 
 def test_immediate_nouns_are_everything_but_the_handlers_own_globals() -> None:
@@ -218,7 +219,7 @@ def test_stdlib_modules_outside_the_common_set_are_watched_in_deep_mode(monkeypa
     tokens = [probe.snapshot() for probe in (production, deep, everything)]
     monkeypatch.setattr(textwrap, "dedent", fake_print)
     found = [
-        probe.diff(before, probe.snapshot(), [], 1).added
+        probe.diff(before, probe.snapshot(), IDLE, 1).added
         for probe, before in zip((production, deep, everything), tokens, strict=True)
     ]
     assert [len(resources) for resources in found] == [0, 1, 1]
@@ -257,7 +258,7 @@ def test_deleted_stdlib_attributes_are_reported_and_restored(monkeypatch) -> Non
     before = probe.snapshot()
     monkeypatch.delattr(socket, "create_connection")
     monkeypatch.delattr(json, "loads")
-    added = probe.diff(before, probe.snapshot(), [], 1).added
+    added = probe.diff(before, probe.snapshot(), IDLE, 1).added
     assert sorted(described(added)) == [
         ("global", "stdlib attribute", "json.loads deleted: was json.loads"),
         (
@@ -528,8 +529,8 @@ def test_deep_mode_sees_contents_that_keep_their_size(handler) -> None:
     shallow, deep = GlobalsProbe([MODULE]), GlobalsProbe([MODULE], deep=True)
     tokens = [shallow.snapshot(), deep.snapshot()]
     handler.ITEMS[0] = "z"
-    assert shallow.diff(tokens[0], shallow.snapshot(), [], 1).added == []
-    added = deep.diff(tokens[1], deep.snapshot(), [], 1).added
+    assert shallow.diff(tokens[0], shallow.snapshot(), IDLE, 1).added == []
+    added = deep.diff(tokens[1], deep.snapshot(), IDLE, 1).added
     assert described(added) == [
         ("global", "module global", f"{MODULE}.ITEMS contents changed: 2 items")
     ]
@@ -558,7 +559,7 @@ def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
     handler.ODD[0] = BadRepr()
     handler.HUGE[0] = -1  # in the sample (every 10th item)
     handler.HUGE[1] = -1  # not in it: a same-size change there is not seen
-    added = probe.diff(before, probe.snapshot(), [], 1).added
+    added = probe.diff(before, probe.snapshot(), IDLE, 1).added
     assert [res.detail for res in added] == [
         f"{MODULE}.BUFFER contents changed: 2 items",
         f"{MODULE}.HUGE contents changed: 10001 items",
@@ -572,7 +573,7 @@ def test_deep_mode_on_every_container_kind_and_restore(handler) -> None:
     handler.HUGE[0] = 0
     handler.TAGS.add("a")
     handler.BUFFER[0], handler.RECENT[0], handler.ODD[0] = ord("a"), 1, before_odd
-    assert probe.diff(before, probe.snapshot(), [], 2).added == []  # HUGE[1] is outside it
+    assert probe.diff(before, probe.snapshot(), IDLE, 2).added == []  # HUGE[1] is outside it
 
 
 # -- allowed caches ----------------------------------------------------------------------------
@@ -709,7 +710,7 @@ def rotate_until_seen(probe: GlobalsProbe, action: Callable[[], object]) -> list
     for invocation in range(1, probe.every + 1):
         after = probe.snapshot()
         if after is not before:
-            added = probe.diff(before, after, [], invocation).added
+            added = probe.diff(before, after, IDLE, invocation).added
             assert all(res.invocation == invocation for res in added)
             return added
     raise AssertionError(f"not seen in {probe.every} invocations")
@@ -859,7 +860,7 @@ def test_restore_puts_everything_back(
     )
     # Only the list's growth (no copy outside deep mode) and the new client are left.
     after = probe.snapshot()
-    assert [res.key for res in probe.diff(before, after, [], 1).added] == [
+    assert [res.key for res in probe.diff(before, after, IDLE, 1).added] == [
         (MODULE, "CLIENT"),
         (MODULE, "ITEMS"),
     ]
@@ -937,7 +938,7 @@ def test_environment_changes_are_reported_once_each_and_restored(changes) -> Non
         for name, value in changes.items():
             if value is not None:
                 os.environ["SH_PROP_" + name] = value
-        added = probe.diff(before, probe.snapshot(), [], 1).added
+        added = probe.diff(before, probe.snapshot(), IDLE, 1).added
         assert sorted(res.key for res in added) == sorted(
             ("environment variable", "SH_PROP_" + name)
             for name, value in changes.items()
@@ -966,7 +967,7 @@ def test_a_dsn_in_a_global_never_shows_its_password(password, prefix) -> None:
         probe = GlobalsProbe([module.__name__], stdlib=())
         before = probe.snapshot()
         module.DSN = f"{prefix}mysql://app:{password}@db/orders"  # type: ignore[attr-defined]
-        [res] = probe.diff(before, probe.snapshot(), [], 1).added
+        [res] = probe.diff(before, probe.snapshot(), IDLE, 1).added
         assert password not in res.detail
         assert len(res.detail.split(" -> ", 1)[1]) <= 60
     finally:

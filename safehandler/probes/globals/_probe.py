@@ -26,7 +26,14 @@ from collections.abc import Callable, Collection, Hashable, Iterable
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..._records import HANDLER_STATE_NOUNS, NO_CHANGE, WORKING_DIRECTORY, Delta, Resource
+from ..._records import (
+    HANDLER_STATE_NOUNS,
+    NO_CHANGE,
+    WORKING_DIRECTORY,
+    Creation,
+    Delta,
+    Resource,
+)
 from ..._scope import Scope
 from .. import _rotation
 from .._protocol import Probe
@@ -90,6 +97,7 @@ class GlobalsProbe(Probe):
         self._rotation = Rotation(every)  # the shared state, a slice per snapshot
         # what the last diff saw, for act(): the token before it, and the changes
         self._acted_on: tuple[Snapshot, list[Resource]] | None = None
+        self._atexit_seen: list[Creation] = []  # registrations not yet counted
         self._signals = _signals.catchable_signals()
         self._handler_modules: dict[str, ModuleType] = {}
         self._handler_dicts: tuple[dict[str, Any], ...] = ()
@@ -205,6 +213,8 @@ class GlobalsProbe(Probe):
         scope: Scope,
         invocation: int,
     ) -> Delta:
+        # registrations are recorded as they happen; the count may be read invocations later
+        self._atexit_seen += [c for c in scope.creations if c.kind == "atexit"]
         if before is None or before is after:  # (None: the first look is the baseline)
             return NO_CHANGE
         allowed = self._is_allowed_name
@@ -232,7 +242,9 @@ class GlobalsProbe(Probe):
         added += _cwd.diff_cwd(before.cwd, after.cwd, invocation)
         if before.signals != after.signals:
             added += _signals.diff_signals(self._signals, before.signals, after.signals, invocation)
-        added += _atexit.diff_atexit(before.atexit, after.atexit, invocation)
+        if before.atexit != after.atexit or self._atexit_seen:
+            added += _atexit.diff_atexit(before.atexit, after.atexit, invocation, self._atexit_seen)
+            self._atexit_seen = []
         self._date_shared_changes(added, min(after.taken - before.taken, self.every), invocation)
         self._acted_on = (before, added) if added else None
         return Delta(added, []) if added else NO_CHANGE
