@@ -307,9 +307,12 @@ class Resource:
         )
 
 
-def global_change(noun: str, key: tuple[str, str], detail: str, invocation: int) -> Resource:
-    """A change to global state, grouped by what changed (module and attribute)."""
-    return Resource("global", key, noun, detail, None, invocation, ("global", noun, key))
+def global_change(
+    noun: str, key: tuple[str, str], detail: str, invocation: int, site: Site | None = None
+) -> Resource:
+    """A change to global state, grouped by what changed (module and attribute); ``site``:
+    the line that made it, where one was seen."""
+    return Resource("global", key, noun, detail, site, invocation, ("global", noun, key))
 
 
 class Delta(NamedTuple):

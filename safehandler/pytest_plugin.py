@@ -14,9 +14,10 @@ in a terminal summary section (collected from test reports, so it works under py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,58 +111,48 @@ class _Runner:
         **settings: Any,
     ) -> SoakReport:
         count = self.invocations if invocations is None else invocations
-        run = {"timeout": timeout, "fail_fast": fail_fast, "max_seconds": max_seconds}
-        try:
-            report = self._soak(
-                handler,
-                count=count,
-                events=events,
-                isolate=isolate,
-                release=release,
-                run=run,
-                settings=settings,
-            )
-        except TargetError as exc:  # its text may quote the handler's own error: redacted,
-            # and without the cause, which pytest would print as it is
-            raise TargetError(redact_text(str(exc))) from None
+        with _redacted_target_error():
+            if isolate if isolate is not None else self.isolate:
+                report = soak_isolated(
+                    handler,
+                    invocations=count,
+                    events=events,
+                    fd_limit=self.fd_limit,
+                    seed=self.seed,
+                    timeout=timeout,
+                    fail_fast=fail_fast,
+                    max_seconds=max_seconds,
+                    **settings,
+                )
+            else:
+                policy = soak_policy(**settings)  # a bad setting fails before the handler loads
+                target = load_handler(handler) if isinstance(handler, str) else handler
+                report = soak(
+                    target,
+                    events=events,
+                    invocations=count,
+                    policy=policy,
+                    name=handler if isinstance(handler, str) else None,
+                    seed=self.seed,
+                    release=release,
+                    timeout=timeout,
+                    fail_fast=fail_fast,
+                    max_seconds=max_seconds,
+                )
         if check and not report.clean:
             self.item.user_properties.append((_PROPERTY, json.dumps(_summary(report))))
             pytest.fail(str(report), pytrace=False)  # (SoakReport's text is redacted)
         return report
 
-    def _soak(
-        self,
-        handler: Callable[..., Any] | str,
-        *,
-        count: int,
-        events: Any,
-        isolate: bool | None,
-        release: bool,
-        run: dict[str, Any],
-        settings: dict[str, Any],
-    ) -> SoakReport:
-        if isolate if isolate is not None else self.isolate:
-            return soak_isolated(
-                handler,
-                invocations=count,
-                events=events,
-                fd_limit=self.fd_limit,
-                seed=self.seed,
-                **run,
-                **settings,
-            )
-        policy = soak_policy(**settings)  # a bad setting fails before the handler loads
-        target = load_handler(handler) if isinstance(handler, str) else handler
-        return soak(
-            target,
-            events=events,
-            invocations=count,
-            policy=policy,
-            name=handler if isinstance(handler, str) else None,
-            seed=self.seed,
-            release=release,
-            **run,
-        )
+
+@contextlib.contextmanager
+def _redacted_target_error() -> Iterator[None]:
+    """A handler that cannot be loaded: its text may quote the handler's own error, redacted,
+    and without the cause, which pytest would print as it is."""
+    try:
+        yield
+    except TargetError as exc:
+        raise TargetError(redact_text(str(exc))) from None
 
 
 def _summary(report: SoakReport) -> dict[str, Any]:

@@ -38,10 +38,7 @@ def diff_atexit(
 def _told(creation: Creation, invocation: int) -> Resource:
     site = creation.site
     key = (ATEXIT_CALLBACK, site.location if site is not None else "")
-    detail = f"{_name(creation.ref)} {_DETAIL}"
-    return Resource(
-        "global", key, ATEXIT_CALLBACK, detail, site, invocation, ("global", ATEXIT_CALLBACK, key)
-    )
+    return global_change(ATEXIT_CALLBACK, key, f"{_name(creation.ref)} {_DETAIL}", invocation, site)
 
 
 def _name(func: object) -> str:
