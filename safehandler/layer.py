@@ -138,8 +138,9 @@ def _compile(python: str, site: Path) -> None:
             "-m",
             "compileall",
             "-q",
-            "-j",
-            "0",
+            # one process, in sorted order: marshal's bytes depend on reference counts in the
+            # compiling process (a FLAG_REF where an object is shared), so parallel workers,
+            # each with its own history, made the same code into different bytes
             "--invalidation-mode",
             "unchecked-hash",
             # the path recorded in the code objects: where Lambda unpacks it, not this scratch
