@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import operator
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -34,6 +35,10 @@ __all__ = ["Engine", "Invocation"]
 
 
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
+_HOLDING = operator.attrgetter("holding")
+_NAME = operator.attrgetter("name")
+_SNAPSHOT = operator.methodcaller("snapshot")
+_FDS, _RSS, _FINDINGS = (InvocationStats._fields.index(f) for f in ("fds", "rss", "findings"))
 
 
 class Invocation(NamedTuple):
@@ -89,7 +94,7 @@ class Engine:
         self._compared: tuple[Probe, ...] = ()
         self._holders: frozenset[Probe] = frozenset()
         self._uncarried: tuple[Probe, ...] = ()
-        self._stat_slots: tuple[tuple[int, Probe], ...] = ()
+        self._stat_slots: tuple[tuple[int, str, Callable[[Any], Any] | None], ...] = ()
         memory_limit = memory_limit_bytes(policy.memory_limit_mb) if policy.enabled else None
         self.judge = Judge(policy, memory_limit)
         self.monitor = HealthMonitor(policy, memory_limit, recycle.previous())
@@ -122,7 +127,11 @@ class Engine:
         self._holders = frozenset(p for p in probes if type(p).holding is not Probe.holding)
         self._uncarried = tuple(p for p in probes if p.carries_over and p.name not in self._last)
         fields = InvocationStats._fields
-        self._stat_slots = tuple((fields.index(p.stat), p) for p in probes if p.stat in fields)
+        self._stat_slots = tuple(
+            (fields.index(p.stat), p.name, None if type(p).reading is Probe.reading else p.reading)
+            for p in probes
+            if p.stat in fields
+        )
 
     # -- what others may read -----------------------------------------------------------
 
@@ -193,7 +202,10 @@ class Engine:
         counts = self._snapshots(self._counted_before)
         last = self._last
         gone: list[Resource] = []
-        for probe in self._counted_before:
+        # the steady state: every count as the last invocation left it (one comparison in C,
+        # identity first, as the loop below does it probe by probe)
+        steady = counts.items() <= last.items()
+        for probe in () if steady else self._counted_before:
             name = probe.name
             now = counts.get(name)
             if now is not None and (name not in last or last[name] != now):
@@ -211,7 +223,8 @@ class Engine:
     def _snapshots(self, probes: tuple[Probe, ...]) -> dict[str, Any]:
         """These probes' counters: one pass, and a careful second one only if a probe broke."""
         try:
-            return {probe.name: probe.snapshot() for probe in probes}
+            # (no comprehension: its frame would be one more per call, twice per invocation)
+            return dict(zip(map(_NAME, probes), map(_SNAPSHOT, probes)))
         except Exception:  # noqa: BLE001 - find the broken probe and switch it off
             counts = {}
             for probe in probes:
@@ -248,7 +261,15 @@ class Engine:
         seen: list[Probe] = []  # probes that saw something: they may act on the verdict
         busy = scope.creations or scope.handles  # (Scope.busy, inlined: per invocation)
         holders = self._holders
-        for probe in self._compared:
+        # The steady state, judged at once: nothing was created, no probe holds anything, and
+        # every count is as it was before (one comparison in C, identity first, as the loop
+        # below does it probe by probe).
+        steady = (
+            not busy
+            and not any(map(_HOLDING, holders))
+            and before.items() <= counts.items()
+        )
+        for probe in () if steady else self._compared:
             name = probe.name
             if name not in before or name not in counts:
                 continue
@@ -267,19 +288,21 @@ class Engine:
                 removed += delta.removed
                 if delta.added or (probe in holders and probe.holding):
                     seen.append(probe)
-        stats = self._stats(invocation, counts, failed)
-        findings = self.judge.observe(invocation, added, removed, stats.rss)
+        stats = self._stats(invocation, counts, failed)  # InvocationStats' fields, in order
+        fds, rss = stats[_FDS], stats[_RSS]
+        findings = self.judge.observe(invocation, added, removed, rss)
         if seen:
             self._act(seen, self.judge.verdict(invocation, findings, scope))
         if findings:
             # findings leave the engine redacted: the LeakError, observers, self.findings
             findings = [redact_finding(finding) for finding in findings]
-            stats = stats._replace(findings=len(findings))
+            stats[_FINDINGS] = len(findings)
             self._publish(findings, failed)
-        self._check_health(invocation, stats)
+        self._check_health(invocation, fds, rss)
         if self._observers:
+            told = Invocation(InvocationStats._make(stats), findings)
             for observer in list(self._observers):
-                observer(Invocation(stats, findings))
+                observer(told)
         return findings
 
     def _act(self, probes: list[Probe], verdict: Verdict) -> None:
@@ -294,12 +317,17 @@ class Engine:
                 if state is not None:
                     self._last[probe.name] = state
 
-    def _stats(self, invocation: int, counts: Mapping[str, Any], failed: bool) -> InvocationStats:
+    def _stats(self, invocation: int, counts: Mapping[str, Any], failed: bool) -> list[Any]:
+        # a list, made an InvocationStats only when an observer is told (per invocation)
         values: list[Any] = [invocation, None, None, None, failed, 0, None]
-        for index, probe in self._stat_slots:
-            if probe.name in counts:
-                values[index] = probe.reading(counts[probe.name])
-        return InvocationStats._make(values)
+        for index, name, reading in self._stat_slots:
+            if name in counts:
+                count = counts[name]
+                # the protocol's default reading inlined: the snapshot, when it is a number
+                values[index] = (
+                    reading(count) if reading is not None else count if isinstance(count, int) else None
+                )
+        return values
 
     # -- publishing -------------------------------------------------------------------
 
@@ -313,8 +341,8 @@ class Engine:
                 except Exception as exc:  # noqa: BLE001 - a broken log handler is theirs
                     warn("safehandler: cannot log a finding: %r", exc)
 
-    def _check_health(self, invocation: int, stats: InvocationStats) -> None:
-        health = self.monitor.check(invocation, stats.fds, stats.rss)
+    def _check_health(self, invocation: int, fds: int | None, rss: int | None) -> None:
+        health = self.monitor.check(invocation, fds, rss)
         if health is None:
             if invocation == 1 and self.monitor.unhealthy_since is None:
                 _health_state.publish(healthy=True, reasons=(), invocation=1)
@@ -322,7 +350,7 @@ class Engine:
         if health.recyclable:  # else near the limit, but a restart would not change that
             _health_state.publish(healthy=False, reasons=health.reasons, invocation=invocation)
             if self.policy.recycle == "auto":
-                recycle.request(list(health.reasons), invocation, stats.fds, stats.rss)
+                recycle.request(list(health.reasons), invocation, fds, rss)
         log_unhealthy(self.logger, invocation, health, self.open_counts()[:5])
 
     # -- fail open --------------------------------------------------------------------

@@ -87,9 +87,10 @@ class Scope:
         # (asking on every invocation would cost more than the rest of the bookkeeping)
         self._remaining_ms = remaining_ms
         # DBAPI connections and SQLite files opened in this scope: their sockets and fds are
-        # reported as connections, not a second time as fds.
-        self._claimed: list[weakref.ref[Any]] = []
-        self._claimed_paths: set[str] = set()
+        # reported as connections, not a second time as fds. (Made on the first claim: most
+        # invocations claim nothing.)
+        self._claimed: list[weakref.ref[Any]] | None = None
+        self._claimed_paths: set[str] | None = None
 
     def __repr__(self) -> str:
         state = "live" if self.live else "ended"
@@ -135,15 +136,20 @@ class Scope:
     def claim(self, dbapi_connection: Any) -> None:
         # sqlite3.Connection cannot be weakly referenced: its file is claimed by path.
         with contextlib.suppress(TypeError):
-            self._claimed.append(weakref.ref(dbapi_connection))
+            ref = weakref.ref(dbapi_connection)
+            if self._claimed is None:
+                self._claimed = []
+            self._claimed.append(ref)
 
     def claim_path(self, path: str) -> None:
+        if self._claimed_paths is None:
+            self._claimed_paths = set()
         self._claimed_paths.add(path)
 
     def claimed(self) -> tuple[set[int], set[str]]:
         """fd numbers of claimed DBAPI connections' sockets, and claimed file paths."""
         fds = set()
-        for ref in self._claimed:
+        for ref in self._claimed or ():
             conn = ref()
             # PyMySQL's socket object; psycopg's connection tells libpq's socket itself
             sock = getattr(conn, "_sock", conn) if conn is not None else None
@@ -151,7 +157,7 @@ class Scope:
                 fds.add(sock.fileno())  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001, S112 - closed or not a socket
                 continue
-        return fds, self._claimed_paths
+        return fds, self._claimed_paths if self._claimed_paths is not None else set()
 
 
 IDLE = Scope()  # between invocations: nothing recorded, nobody's doing

@@ -36,8 +36,8 @@ class DbProbe(Probe):
     def holding(self) -> bool:
         return bool(self.retained)
 
-    def snapshot(self) -> int:
-        return handles_added()
+    # the counter itself, not a method around it: one frame less per invocation
+    snapshot = staticmethod(handles_added)
 
     def reading(self, snapshot: int) -> int:
         return len(self.retained)

@@ -96,8 +96,8 @@ class ThreadProbe(Probe):
     def holding(self) -> bool:
         return bool(self.retained)
 
-    def snapshot(self) -> int:
-        return _active_count()
+    # the count itself, not a method around it: one frame less per invocation
+    snapshot = staticmethod(_active_count)
 
     def diff(self, before: int | None, after: int, scope: Scope, invocation: int) -> Delta:
         removed = self._prune() if self.retained else []
