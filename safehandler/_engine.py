@@ -38,7 +38,8 @@ _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
 _HOLDING = operator.attrgetter("holding")
 _NAME = operator.attrgetter("name")
 _SNAPSHOT = operator.methodcaller("snapshot")
-_FDS, _RSS, _FINDINGS = (InvocationStats._fields.index(f) for f in ("fds", "rss", "findings"))
+# where each field sits in the list _stats() returns: a record whose values are their indices
+_AT = InvocationStats._make(range(len(InvocationStats._fields)))
 
 
 class Invocation(NamedTuple):
@@ -289,14 +290,14 @@ class Engine:
                 if delta.added or (probe in holders and probe.holding):
                     seen.append(probe)
         stats = self._stats(invocation, counts, failed)  # InvocationStats' fields, in order
-        fds, rss = stats[_FDS], stats[_RSS]
+        fds, rss = stats[_AT.fds], stats[_AT.rss]
         findings = self.judge.observe(invocation, added, removed, rss)
         if seen:
             self._act(seen, self.judge.verdict(invocation, findings, scope))
         if findings:
             # findings leave the engine redacted: the LeakError, observers, self.findings
             findings = [redact_finding(finding) for finding in findings]
-            stats[_FINDINGS] = len(findings)
+            stats[_AT.findings] = len(findings)
             self._publish(findings, failed)
         self._check_health(invocation, fds, rss)
         if self._observers:
@@ -325,7 +326,7 @@ class Engine:
                 count = counts[name]
                 # the protocol's default reading inlined: the snapshot, when it is a number
                 values[index] = (
-                    reading(count) if reading is not None else count if isinstance(count, int) else None
+                    reading(count) if reading is not None else count if type(count) is int else None
                 )
         return values
 
