@@ -225,7 +225,7 @@ class Engine:
         """These probes' counters: one pass, and a careful second one only if a probe broke."""
         try:
             # (no comprehension: its frame would be one more per call, twice per invocation)
-            return dict(zip(map(_NAME, probes), map(_SNAPSHOT, probes)))
+            return dict(zip(map(_NAME, probes), map(_SNAPSHOT, probes), strict=True))
         except Exception:  # noqa: BLE001 - find the broken probe and switch it off
             counts = {}
             for probe in probes:
@@ -265,11 +265,7 @@ class Engine:
         # The steady state, judged at once: nothing was created, no probe holds anything, and
         # every count is as it was before (one comparison in C, identity first, as the loop
         # below does it probe by probe).
-        steady = (
-            not busy
-            and not any(map(_HOLDING, holders))
-            and before.items() <= counts.items()
-        )
+        steady = not busy and not any(map(_HOLDING, holders)) and before.items() <= counts.items()
         for probe in () if steady else self._compared:
             name = probe.name
             if name not in before or name not in counts:
