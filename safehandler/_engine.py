@@ -39,7 +39,8 @@ _HOLDING = operator.attrgetter("holding")
 _NAME = operator.attrgetter("name")
 _SNAPSHOT = operator.methodcaller("snapshot")
 # where each field sits in the list _stats() returns: a record whose values are their indices
-_AT = InvocationStats._make(range(len(InvocationStats._fields)))
+# (ints, whatever the fields' own types)
+_AT: Any = InvocationStats._make(range(len(InvocationStats._fields)))
 
 
 class Invocation(NamedTuple):

@@ -429,7 +429,8 @@ class Finding:
             since = f" since invocation {self.first_invocation}"
             if self.count > 1 and not self.detail.endswith(since):  # a soak's total says it
                 text += since
-            return text + f"), reported at invocation {self.invocation}"
+            where = f" at {self.site}" if self.site else ""
+            return text + f"){where}, reported at invocation {self.invocation}"
         noun = plural(self.noun or self.kind, self.count)
         where = f"created at {self.site}" if self.site else "created at an unknown site"
         text = f"{self.count:,} {noun} {self.detail} {where}".replace("  ", " ")

@@ -14,7 +14,7 @@ from types import FrameType
 
 from ._records import Site
 
-__all__ = ["PACKAGE_DIR", "caller_is_library", "capture_site", "is_user_code"]
+__all__ = ["PACKAGE_DIR", "caller_is_library", "capture_site", "is_user_code", "line_site"]
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -84,6 +84,12 @@ def capture_site(frame: FrameType | None) -> Site | None:
         return None
     # Only library frames: name the innermost one rather than nothing.
     return Site(innermost.f_code.co_filename, innermost.f_lineno, _function_name(innermost))
+
+
+def line_site(frame: FrameType, lineno: int) -> Site:
+    """``lineno`` of the user code running in ``frame``, with the handler line that called it."""
+    caller = _user_caller(frame.f_back)
+    return Site(frame.f_code.co_filename, lineno, _function_name(frame), None, caller)
 
 
 def _user_caller(frame: FrameType | None) -> tuple[str, int, str] | None:

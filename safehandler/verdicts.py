@@ -92,12 +92,14 @@ def stopped_growing(
 
 
 class GroupHistory(NamedTuple):
-    """What the tracker knows of one group: its latest detail, its peak, when it grew."""
+    """What the tracker knows of one group: its latest detail, its peak, when it grew, and the
+    latest site (a change to global state may get its line after its first finding)."""
 
     latest: str
     peak: int
     grew_at: list[int]  # the first thousand invocations that grew it
     last_grew: int = 0  # the last invocation that grew it
+    site: Site | None = None
 
 
 _GREW_AT_KEPT = 1000
@@ -257,7 +259,11 @@ class LeakTracker:
         if state is None:
             return None
         return GroupHistory(
-            state.sample.detail, state.high + state.cleaned, list(state.grew_at), state.last_grew
+            state.sample.detail,
+            state.high + state.cleaned,
+            list(state.grew_at),
+            state.last_grew,
+            state.sample.site,
         )
 
     def open_counts(self) -> list[tuple[int, Site | None, str]]:

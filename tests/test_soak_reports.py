@@ -15,12 +15,13 @@ from safehandler.testing import soak
 from safehandler.testing.html_report import render_html
 
 from ._cli import ROOT, env, run, workdir
+from ._lines import line_of
 
 ITEMS: list[int] = []
 
 
 def grows(event: Any, context: Any) -> None:
-    ITEMS.append(1)
+    ITEMS.append(1)  # grows-items
 
 
 @pytest.fixture
@@ -37,7 +38,8 @@ def test_a_growing_global_shows_its_total_since_it_first_grew(grown: Any) -> Non
     )  # not the last step, "299 -> 300"
     assert str(finding) == (
         f"{__name__}.ITEMS grew: 1 -> 300 items since invocation 1 "
-        "(module global, changed in 300 invocations), reported at invocation 2"
+        "(module global, changed in 300 invocations) "
+        f"at tests/test_soak_reports.py:{line_of('grows-items')} in grows, reported at invocation 2"
     )
 
 

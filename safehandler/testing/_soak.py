@@ -270,7 +270,10 @@ def _merge(
         peak = history.peak if history else None
         path = _path(history.grew_at if history else [], outcomes)
         extra = {**first.extra, "path": path} if path else dict(first.extra)
-        found = first.replace(detail=detail, count=max(peak or 0, first.count), extra=extra)
+        site = first.site or (history.site if history else None)  # a line found later
+        found = first.replace(
+            detail=detail, count=max(peak or 0, first.count), extra=extra, site=site
+        )
         out.append(_renumber(found, offset))
     return out
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..._records import LOGGING_HANDLER, Resource, global_change
 from .._describe import describe_handler, describe_logger
 
-__all__ = ["LoggingData", "diff_logging", "read_logging", "restore_logging"]
+__all__ = ["LoggingData", "diff_logging", "logger_named", "read_logging", "restore_logging"]
 
 Wanted = Callable[[tuple[str, str]], bool]
 LoggingData = dict[str, tuple[logging.Logger, tuple[Any, ...]]]
@@ -18,6 +18,14 @@ LoggingData = dict[str, tuple[logging.Logger, tuple[Any, ...]]]
 def _loggers() -> list[logging.Logger]:
     registered = list(logging.Logger.manager.loggerDict.values())
     return [logging.root, *(item for item in registered if isinstance(item, logging.Logger))]
+
+
+def logger_named(name: str) -> logging.Logger | None:
+    """The logger of that name, if it exists (``logging.getLogger`` would make one)."""
+    if name == logging.root.name:
+        return logging.root
+    found = logging.Logger.manager.loggerDict.get(name)
+    return found if isinstance(found, logging.Logger) else None
 
 
 def read_logging() -> tuple[LoggingData, tuple[Any, ...]]:

@@ -27,8 +27,13 @@ from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._records import (
+    ENVIRONMENT_VARIABLE,
     HANDLER_STATE_NOUNS,
+    LOGGING_HANDLER,
+    MODULES_ENTRY,
     NO_CHANGE,
+    PATH_ENTRY,
+    SIGNAL_HANDLER,
     WORKING_DIRECTORY,
     Creation,
     Delta,
@@ -36,11 +41,13 @@ from ..._records import (
 )
 from ..._scope import Scope
 from .. import _rotation
+from .._describe import MISSING
 from .._protocol import Probe
 from .._rotation import Rotation
 from . import _atexit, _cwd, _environ, _handler_state, _logging, _path, _signals, _stdlib
-from ._token import Part, Snapshot, identical, part, shared_state_unmoved
+from ._token import NEW_NAMES, Part, Snapshot, identical, part, shared_state_unmoved
 from ._watched import COMMON_STDLIB
+from ._witness import Read, Witness
 
 if TYPE_CHECKING:
     from ...verdicts import Verdict
@@ -105,6 +112,7 @@ class GlobalsProbe(Probe):
         self._containers: tuple[Any, ...] = ()
         self._stdlib = _stdlib.StdlibWatch(None if stdlib == "all" else frozenset(stdlib))
         self._log_sources: tuple[Any, ...] = ()
+        self._witness = Witness()  # the lines that changed what changed without a site
         self._resolve()
 
     # -- what is watched --------------------------------------------------------------
@@ -167,6 +175,8 @@ class GlobalsProbe(Probe):
     # code or walk a container (_plain_rebindings), by identity only from then on.
 
     def snapshot(self) -> Snapshot:
+        if self._witness.active:
+            self._witness.end()  # (after an invocation: its tracing ends before it is read)
         self._taken += 1
         last = self._last
         if last is not None:
@@ -192,6 +202,8 @@ class GlobalsProbe(Probe):
         (a loop variable of the script that calls the handler), so that only changes made
         during an invocation count. The shared state is not looked at here: a change the
         rotation has yet to see stays the invocation's that made it."""
+        if self._witness.active:
+            self._witness.begin()
         try:
             values = _rotation.referents(*self._handler_dicts)
             if (
@@ -245,6 +257,7 @@ class GlobalsProbe(Probe):
         if before.atexit != after.atexit or self._atexit_seen:
             added += _atexit.diff_atexit(before.atexit, after.atexit, invocation, self._atexit_seen)
             self._atexit_seen = []
+        self._name_lines(added)
         self._date_shared_changes(added, min(after.taken - before.taken, self.every), invocation)
         self._acted_on = (before, added) if added else None
         return Delta(added, []) if added else NO_CHANGE
@@ -264,6 +277,38 @@ class GlobalsProbe(Probe):
         if wanted and self.restore(before, wanted):
             self._last = self._refresh(self._last)
         return []
+
+    def _name_lines(self, added: list[Resource]) -> None:
+        """A change without a site gets the line the witness found for its group, or has its
+        group watched in the next invocations (see ``_witness``)."""
+        witness = self._witness
+        for res in added:
+            if res.site is None:
+                res.site = witness.sites.get(res.group)
+                if res.site is None and (read := self._reader(res)) is not None:
+                    witness.watch(res.group, read)
+
+    def _reader(self, res: Resource) -> Read | None:
+        """A cheap read of what ``res`` changed, compared at every line the witness traces:
+        identities and sizes, so that comparing runs no user code."""
+        if not isinstance(res.key, tuple):
+            return None
+        first, name = res.key
+        if first == SIGNAL_HANDLER:
+            return self._signal_ids
+        shared = _SHARED_READERS.get(first)
+        if shared is not None:
+            return shared(name)
+        module = sys.modules.get(first)
+        if module is None:
+            return None
+        namespace = vars(module)
+        if res.group[2] == (first, NEW_NAMES):  # a new name per invocation
+            return lambda: len(namespace)
+        return lambda: _value_reading(namespace.get(name, MISSING))
+
+    def _signal_ids(self) -> tuple[int, ...]:
+        return tuple(map(id, self._read_signals()))
 
     def _date_shared_changes(self, added: list[Resource], span: int, invocation: int) -> None:
         """The rotation may see a shared change late: say in which invocations it was made."""
@@ -401,6 +446,30 @@ _PLAIN = frozenset(
         BuiltinFunctionType, MethodType,
     }
 )  # fmt: skip
+
+
+def _path_ids() -> tuple[int, ...]:
+    return id(sys.path), *map(id, sys.path)
+
+
+def _handler_ids(name: str) -> Read | None:
+    logger = _logging.logger_named(name)
+    return None if logger is None else lambda: tuple(map(id, logger.handlers))
+
+
+# What the witness reads for a change to the shared state, by the first part of its key.
+_SHARED_READERS: dict[str, Callable[[str], Read | None]] = {
+    ENVIRONMENT_VARIABLE: lambda name: _environ.read_environ,
+    PATH_ENTRY: lambda name: _path_ids,
+    WORKING_DIRECTORY: lambda name: _cwd.getcwd,
+    MODULES_ENTRY: lambda name: lambda: id(sys.modules.get(name)),
+    LOGGING_HANDLER: _handler_ids,
+}
+
+
+def _value_reading(value: Any) -> tuple[int, int]:
+    """A global's identity, and its size when it is a plain container."""
+    return id(value), len(value) if _handler_state.is_container(value) else -1
 
 
 def _plain_rebindings(values: list[Any], was: list[Any]) -> bool:
