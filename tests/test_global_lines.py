@@ -18,8 +18,6 @@ from typing import Any
 
 import pytest
 
-from safehandler.probes.globals import _witness
-
 from ._lines import line_of
 
 HERE = os.path.relpath(__file__)
@@ -207,7 +205,7 @@ def test_another_trace_function_is_called_throughout_and_put_back(guarded) -> No
     assert seen.count("line") >= 4
 
 
-def test_a_change_made_once_has_no_line_and_no_tracing_is_left(guarded) -> None:
+def test_in_production_a_change_made_once_has_no_line_and_leaves_no_tracing(guarded) -> None:
     done: list[int] = []
 
     def handler(event: Any, context: Any) -> None:
@@ -217,11 +215,81 @@ def test_a_change_made_once_has_no_line_and_no_tracing_is_left(guarded) -> None:
 
     try:
         guard = guarded(handler)
-        guard(_witness.ATTEMPTS + 2)
+        guard(6)
         [finding] = [f for f in guard.findings if f.noun == "environment variable"]
         assert finding.site is None
     finally:
         os.environ.pop("SAFEHANDLER_TEST_ONCE", None)
+
+
+def _patch_once(done: list[int], tmp: str) -> None:
+    """Every kind of shared state, changed in the first invocation only."""
+    if done:
+        return
+    done.append(1)
+    json.loads = functools.partial(json.loads)  # once-json
+    builtins.safehandler_test_once = 1  # type: ignore[attr-defined]  # once-builtin
+    os.environ["SAFEHANDLER_TEST_ONCE"] = "1"  # once-env
+    sys.path.append("/nonexistent/safehandler-once")  # once-path
+    logging.getLogger("safehandler.tests.once").addHandler(logging.NullHandler())  # once-log
+    signal.signal(signal.SIGUSR2, lambda signum, frame: None)  # once-signal
+    os.chdir(tmp)  # once-cwd
+
+
+@pytest.fixture
+def shared_state_kept(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(json, "loads", json.loads)
+    monkeypatch.chdir(os.getcwd())
+    previous = signal.getsignal(signal.SIGUSR2)
+    yield
+    signal.signal(signal.SIGUSR2, previous)
+    os.environ.pop("SAFEHANDLER_TEST_ONCE", None)
+    while "/nonexistent/safehandler-once" in sys.path:
+        sys.path.remove("/nonexistent/safehandler-once")
+    logging.getLogger("safehandler.tests.once").handlers.clear()
+    if hasattr(builtins, "safehandler_test_once"):
+        del builtins.safehandler_test_once
+
+
+EXPECTED_ONCE = {
+    "stdlib attribute": "once-json",
+    "environment variable": "once-env",
+    "sys.path entry": "once-path",
+    "logging handler": "once-log",
+    "signal handler": "once-signal",
+    "working directory": "once-cwd",
+}
+
+
+def test_in_a_soak_a_change_made_once_is_named_at_its_line(shared_state_kept, tmp_path) -> None:
+    from safehandler.testing import soak
+
+    done: list[int] = []
+
+    def handler(event: Any, context: Any) -> None:
+        _patch_once(done, str(tmp_path))
+
+    report = soak(handler, invocations=5)
+    sites = {f.noun: f.site.location if f.site else None for f in report.findings}
+    for noun, marker in EXPECTED_ONCE.items():
+        assert sites.get(noun) == f"{HERE}:{line_of(marker)}", noun
+    [builtin] = [n for n in sites if "builtin" in n]
+    assert sites[builtin] == f"{HERE}:{line_of('once-builtin')}"
+
+
+def test_in_strict_mode_the_error_names_the_line(shared_state_kept, tmp_path) -> None:
+    import safehandler
+
+    done: list[int] = []
+
+    @safehandler.guard(mode="strict")
+    def handler(event: Any, context: Any) -> None:
+        _patch_once(done, str(tmp_path))
+
+    with pytest.raises(safehandler.LeakError) as raised:
+        handler({}, None)
+    assert f"{HERE}:{line_of('once-json')}" in str(raised.value)
+    assert f"{HERE}:{line_of('once-env')}" in str(raised.value)
 
 
 def test_a_clean_handler_is_never_traced(guarded) -> None:

@@ -37,6 +37,8 @@ def build_probes(policy: Policy, handler: Callable[..., Any] | None) -> list[Pro
             every=policy.shared_state_rotation,
             # restore removes what an invocation added to a container: it needs the contents
             keep_contents=policy.isolation == "restore",
+            # the line of a change made once: traced from the first invocation (cost second)
+            survey=policy.thorough,
         ),
         "memory": MemoryProbe,
     }

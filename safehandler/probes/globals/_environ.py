@@ -11,7 +11,14 @@ from .. import _rotation
 from .._describe import describe_env
 from ._token import new_name_change
 
-__all__ = ["RUNTIME_ENV", "diff_environ", "environ_data", "read_environ", "restore_environ"]
+__all__ = [
+    "RUNTIME_ENV",
+    "diff_environ",
+    "encoded",
+    "environ_data",
+    "read_environ",
+    "restore_environ",
+]
 
 AllowedName = Callable[[str], bool]
 Wanted = Callable[[tuple[str, str]], bool]
@@ -22,6 +29,11 @@ RUNTIME_ENV = frozenset({"_X_AMZN_TRACE_ID", "_LAMBDA_TELEMETRY_LOG_FD"})
 _RUNTIME_ENV_KEYS = frozenset(
     getattr(os.environ, "encodekey", lambda name: name)(name) for name in RUNTIME_ENV
 )
+
+
+def encoded(name: str) -> Any:
+    """``name`` as a key of ``environ_data()``."""
+    return getattr(os.environ, "encodekey", lambda name: name)(name)
 
 
 def environ_data() -> Any:

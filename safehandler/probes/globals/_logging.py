@@ -9,7 +9,7 @@ from typing import Any
 from ..._records import LOGGING_HANDLER, Resource, global_change
 from .._describe import describe_handler, describe_logger
 
-__all__ = ["LoggingData", "diff_logging", "logger_named", "read_logging", "restore_logging"]
+__all__ = ["LoggingData", "diff_logging", "handler_ids", "read_logging", "restore_logging"]
 
 Wanted = Callable[[tuple[str, str]], bool]
 LoggingData = dict[str, tuple[logging.Logger, tuple[Any, ...]]]
@@ -20,12 +20,9 @@ def _loggers() -> list[logging.Logger]:
     return [logging.root, *(item for item in registered if isinstance(item, logging.Logger))]
 
 
-def logger_named(name: str) -> logging.Logger | None:
-    """The logger of that name, if it exists (``logging.getLogger`` would make one)."""
-    if name == logging.root.name:
-        return logging.root
-    found = logging.Logger.manager.loggerDict.get(name)
-    return found if isinstance(found, logging.Logger) else None
+def handler_ids() -> dict[str, tuple[int, ...]]:
+    """Every logger's handlers, by identity (what the witness compares)."""
+    return {logger.name: tuple(map(id, logger.handlers)) for logger in _loggers()}
 
 
 def read_logging() -> tuple[LoggingData, tuple[Any, ...]]:

@@ -17,6 +17,7 @@ new token, which compares everything.
 from __future__ import annotations
 
 import builtins
+import collections
 import fnmatch
 import functools
 import os
@@ -41,18 +42,25 @@ from ..._records import (
 )
 from ..._scope import Scope
 from .. import _rotation
-from .._describe import MISSING
+from .._describe import signal_name
 from .._protocol import Probe
 from .._rotation import Rotation
 from . import _atexit, _cwd, _environ, _handler_state, _logging, _path, _signals, _stdlib
-from ._token import NEW_NAMES, Part, Snapshot, identical, part, shared_state_unmoved
+from ._token import Part, Snapshot, identical, part, shared_state_unmoved
 from ._watched import COMMON_STDLIB
-from ._witness import Read, Witness
+from ._witness import Move, View, Witness, changed_at
 
 if TYPE_CHECKING:
     from ...verdicts import Verdict
 
 __all__ = ["GlobalsProbe"]
+
+# The witness (see _witness): after a change without a line, its part is traced through this
+# many invocations; strict tests and soaks trace every part through the first ones; lines are
+# kept and sought for this many groups in a probe's life.
+_WATCH_AFTER = 3
+_SURVEYED = 2
+_GROUPS = 32
 
 # Shared state a handler may set once on purpose (a chdir into its data): restored only when
 # the change repeats in another invocation.
@@ -79,6 +87,7 @@ class GlobalsProbe(Probe):
         stdlib: Iterable[str] | Literal["all"] | None = None,
         every: int = 1,
         keep_contents: bool = False,
+        survey: bool = False,
     ) -> None:
         """``stdlib``: the stdlib module names whose public callables and classes are watched
         (once loaded), or ``"all"``: every loaded public stdlib module and submodule. The
@@ -91,6 +100,11 @@ class GlobalsProbe(Probe):
 
         ``keep_contents``: copy the handler's containers' contents (as deep mode does) so that
         ``restore()`` can remove what an invocation added (isolation="restore").
+
+        ``survey``: trace the first invocations line by line for every part of the state, so
+        that a change made once is named at its line too (strict tests, soaks; see
+        ``_witness``). Otherwise a change without a line has its part traced in the next
+        invocations, where it is named if it is made again.
         """
         self.module_names = tuple(dict.fromkeys(modules))
         if stdlib is None:
@@ -112,7 +126,12 @@ class GlobalsProbe(Probe):
         self._containers: tuple[Any, ...] = ()
         self._stdlib = _stdlib.StdlibWatch(None if stdlib == "all" else frozenset(stdlib))
         self._log_sources: tuple[Any, ...] = ()
-        self._witness = Witness()  # the lines that changed what changed without a site
+        self._witness = Witness()  # the lines that made changes no site came with
+        self._lines: dict[Hashable, Any] = {}  # group -> the line of its last change seen
+        self._sought: set[Hashable] = set()  # groups whose part was watched for a line
+        self._traced = 0  # the snapshot after the last traced invocation
+        self._signal_names: tuple[str, ...] = ()
+        self._surveying = survey
         self._resolve()
 
     # -- what is watched --------------------------------------------------------------
@@ -177,6 +196,7 @@ class GlobalsProbe(Probe):
     def snapshot(self) -> Snapshot:
         if self._witness.active:
             self._witness.end()  # (after an invocation: its tracing ends before it is read)
+            self._traced = self._taken + 1
         self._taken += 1
         last = self._last
         if last is not None:
@@ -195,6 +215,9 @@ class GlobalsProbe(Probe):
             except Exception:  # noqa: BLE001,S110 - a value whose __eq__ raises has changed
                 pass
         self._last = self._refresh(last)
+        if last is None and self._surveying:  # the baseline, before the first invocation
+            self._survey()
+            self._witness.begin()
         return self._last
 
     def catch_up(self, last: Snapshot) -> Snapshot:
@@ -257,7 +280,7 @@ class GlobalsProbe(Probe):
         if before.atexit != after.atexit or self._atexit_seen:
             added += _atexit.diff_atexit(before.atexit, after.atexit, invocation, self._atexit_seen)
             self._atexit_seen = []
-        self._name_lines(added)
+        self._name_lines(added, self._witness.moves if self._traced == after.taken else {})
         self._date_shared_changes(added, min(after.taken - before.taken, self.every), invocation)
         self._acted_on = (before, added) if added else None
         return Delta(added, []) if added else NO_CHANGE
@@ -278,37 +301,61 @@ class GlobalsProbe(Probe):
             self._last = self._refresh(self._last)
         return []
 
-    def _name_lines(self, added: list[Resource]) -> None:
-        """A change without a site gets the line the witness found for its group, or has its
-        group watched in the next invocations (see ``_witness``)."""
-        witness = self._witness
+    def _name_lines(self, added: list[Resource], moves: dict[Hashable, list[Move]]) -> None:
+        """A change without a site gets the line the witness saw make it in this invocation,
+        or the line it saw make its group's last change; else its part is watched in the next
+        invocations (see ``_witness``)."""
         for res in added:
-            if res.site is None:
-                res.site = witness.sites.get(res.group)
-                if res.site is None and (read := self._reader(res)) is not None:
-                    witness.watch(res.group, read)
+            if res.site is not None or not isinstance(res.key, tuple):
+                continue
+            part_name, name = res.key
+            if part_name == ENVIRONMENT_VARIABLE:
+                name = _environ.encoded(name)
+            site = changed_at(moves[part_name], name) if part_name in moves else None
+            if site is not None:
+                if res.group in self._lines or len(self._lines) < _GROUPS:
+                    self._lines[res.group] = site
+            else:
+                site = self._lines.get(res.group)
+            res.site = site
+            if site is None and res.group not in self._sought and len(self._sought) < _GROUPS:
+                self._sought.add(res.group)
+                self._watch(part_name, _WATCH_AFTER)
 
-    def _reader(self, res: Resource) -> Read | None:
-        """A cheap read of what ``res`` changed, compared at every line the witness traces:
-        identities and sizes, so that comparing runs no user code."""
-        if not isinstance(res.key, tuple):
-            return None
-        first, name = res.key
-        if first == SIGNAL_HANDLER:
-            return self._signal_ids
-        shared = _SHARED_READERS.get(first)
+    def _watch(self, part_name: str, invocations: int) -> None:
+        part = self._part(part_name)
+        if part is not None:
+            self._witness.watch(part_name, part, invocations)
+
+    def _part(self, part_name: str) -> View | None:
+        """How the witness looks at one part of the state: a namespace, or a kind of shared
+        state (identities, sizes and strings, so that comparing runs no user code)."""
+        shared = _SHARED_PARTS.get(part_name)
         if shared is not None:
-            return shared(name)
-        module = sys.modules.get(first)
+            return shared(self)
+        module = sys.modules.get(part_name)
         if module is None:
             return None
         namespace = vars(module)
-        if res.group[2] == (first, NEW_NAMES):  # a new name per invocation
-            return lambda: len(namespace)
-        return lambda: _value_reading(namespace.get(name, MISSING))
+        if part_name in self._handler_modules:  # small, and the sizes of containers count
+            return View(lambda: _by_name(namespace, _value_reading))
+        return View(
+            lambda: _by_name(namespace, id),
+            lambda: _rotation.referents(namespace),
+        )
 
-    def _signal_ids(self) -> tuple[int, ...]:
-        return tuple(map(id, self._read_signals()))
+    def _survey(self) -> None:
+        """Strict tests and soaks: every part watched from the first invocation, so that a
+        change made once has its line too."""
+        names = [*_SHARED_PARTS, "builtins", *self._handler_modules]
+        names += [name for name, _, _ in self._stdlib.layout]
+        for name in names:
+            self._watch(name, _SURVEYED)
+
+    def _signal_reading(self) -> dict[str, int]:
+        if len(self._signal_names) != len(self._signals):
+            self._signal_names = tuple(map(signal_name, self._signals))
+        return dict(zip(self._signal_names, map(id, self._read_signals()), strict=True))
 
     def _date_shared_changes(self, added: list[Resource], span: int, invocation: int) -> None:
         """The rotation may see a shared change late: say in which invocations it was made."""
@@ -448,23 +495,28 @@ _PLAIN = frozenset(
 )  # fmt: skip
 
 
-def _path_ids() -> tuple[int, ...]:
-    return id(sys.path), *map(id, sys.path)
+def _path_reading() -> dict[str, Any]:
+    # entries by how often they appear; "" for the list itself and its order
+    return {**collections.Counter(map(str, sys.path)), "": (id(sys.path), *map(id, sys.path))}
 
 
-def _handler_ids(name: str) -> Read | None:
-    logger = _logging.logger_named(name)
-    return None if logger is None else lambda: tuple(map(id, logger.handlers))
-
-
-# What the witness reads for a change to the shared state, by the first part of its key.
-_SHARED_READERS: dict[str, Callable[[str], Read | None]] = {
-    ENVIRONMENT_VARIABLE: lambda name: _environ.read_environ,
-    PATH_ENTRY: lambda name: _path_ids,
-    WORKING_DIRECTORY: lambda name: _cwd.getcwd,
-    MODULES_ENTRY: lambda name: lambda: id(sys.modules.get(name)),
-    LOGGING_HANDLER: _handler_ids,
+# How the witness looks at the shared state, by the first part of a change's key.
+_SHARED_PARTS: dict[str, Callable[[GlobalsProbe], View]] = {
+    ENVIRONMENT_VARIABLE: lambda probe: View(lambda: dict(_environ.environ_data())),
+    PATH_ENTRY: lambda probe: View(_path_reading),
+    WORKING_DIRECTORY: lambda probe: View(lambda: {"": _cwd.getcwd()}),
+    SIGNAL_HANDLER: lambda probe: View(probe._signal_reading),
+    MODULES_ENTRY: lambda probe: View(
+        lambda: _by_name(sys.modules, id),
+        lambda: _rotation.referents(sys.modules),
+    ),
+    LOGGING_HANDLER: lambda probe: View(_logging.handler_ids),
 }
+
+
+def _by_name(namespace: dict[str, Any], reading: Callable[[Any], Any]) -> dict[str, Any]:
+    # (keys and values in one pass of C: no other thread runs between them)
+    return dict(zip(namespace, map(reading, namespace.values()), strict=True))
 
 
 def _value_reading(value: Any) -> tuple[int, int]:
