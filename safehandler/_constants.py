@@ -10,6 +10,7 @@ VERSION = "0.1.0"  # safehandler.__version__; here so that the layer's entry nee
 # safehandler's own settings (see config.Policy)
 MODE = "SAFEHANDLER_MODE"
 LEAK_AFTER = "SAFEHANDLER_LEAK_AFTER"
+LEAK_SPAN = "SAFEHANDLER_LEAK_SPAN"
 WARMUP = "SAFEHANDLER_WARMUP"
 THREAD_GRACE_MS = "SAFEHANDLER_THREAD_GRACE_MS"
 FD_THRESHOLD = "SAFEHANDLER_FD_THRESHOLD"

@@ -136,6 +136,19 @@ SETTINGS: tuple[Setting, ...] = (
         "invocations (1: the first retention; 2: lazy initialisation is not a leak)",
     ),
     Setting(
+        "leak_span",
+        env.LEAK_SPAN,
+        None,
+        "auto or an integer in [1, 1000000]",
+        _parse_optional_int,
+        lambda v: v is None or _int_in(1, 1_000_000)(v),
+        "growth is reported once it has gone on for this many invocations since it started "
+        "without dying out (threads, processes and shared state at once): a memo of the "
+        "tenants seen or a pool that stops at three grows fast, then stops. auto: 32 in "
+        "report mode; 1 in strict mode and soaks, which tell a growth that stopped apart "
+        "after the fact",
+    ),
+    Setting(
         "warmup",
         env.WARMUP,
         0,
@@ -336,6 +349,7 @@ class Policy:
     __slots__ = tuple(setting.field for setting in SETTINGS)
     mode: Mode
     leak_after: int
+    leak_span: int | None
     warmup: int
     thread_grace_ms: float
     fd_threshold: float
@@ -406,6 +420,13 @@ class Policy:
     def tracks_db(self) -> bool:
         """Whether the database drivers are watched (their integrations attached)."""
         return "db" in self.probes
+
+    @property
+    def growth_span(self) -> int:
+        """``leak_span`` with auto resolved."""
+        if self.leak_span is not None:
+            return self.leak_span
+        return 1 if self.strict or self.warmup > 0 else 32
 
     @property
     def shared_state_rotation(self) -> int:

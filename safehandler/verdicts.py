@@ -5,7 +5,10 @@ and still open at its end is *retained*: a module-level connection opened lazily
 call is retained once and reused, which is what Lambda recommends. A *leak* is growth: a
 creation site whose count of open resources reaches a new high in invocation after invocation.
 A site is reported once it has grown in ``leak_after`` invocations, and again each time its
-count doubles, so a steady leak is one log line per doubling, not one per invocation.
+count doubles, so a steady leak is one log line per doubling, not one per invocation. In
+production (``span`` > 1) the first report also waits until the growth went on for ``span``
+invocations without dying out: a memo of the tenants seen, or a pool that stops at three,
+grows fast at first and then stops; a leak keeps its pace.
 Some resources are findings at once (``is_immediate``): a thread or child process alive
 after its invocation, which the frozen environment resumes inside a later one, and global state
 that is not the handler's to change (``json.dumps``, ``os.environ``). An allowed cache (named in
@@ -18,6 +21,7 @@ probes carry the actions out.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable
@@ -144,8 +148,11 @@ class LeakTracker:
         every_growth: bool = False,
         warmup: int = 0,
         allowed_growth_after: int = 10,
+        span: int = 1,
     ) -> None:
         self.leak_after = leak_after
+        # production: growth is a leak once it went on this long (a bounded one stops before)
+        self.span = span
         self.allowed_growth_after = allowed_growth_after
         # group of an allowed cache -> (the last invocation it grew in, the streak)
         self._streaks: dict[Hashable, tuple[int, int]] = {}
@@ -181,7 +188,7 @@ class LeakTracker:
             state.last_grew = invocation
             if len(state.grew_at) < _GREW_AT_KEPT:
                 state.grew_at.append(invocation)
-            if self._due(state):
+            if self._due(state, invocation):
                 state.reported_live = state.total
                 findings.append(self._finding(state, invocation))
         return findings
@@ -218,13 +225,32 @@ class LeakTracker:
                 state.high = max(0, state.high - 1)
                 state.cleaned += 1
 
-    def _due(self, state: _SiteState) -> bool:
-        needed = 1 if is_immediate(state.sample) else self.leak_after
-        if state.grew_in < needed:
+    def _due(self, state: _SiteState, invocation: int) -> bool:
+        immediate = is_immediate(state.sample)
+        if state.grew_in < (1 if immediate else self.leak_after):
             return False
+        if not immediate and not state.reported_live and not self._keeps_growing(state, invocation):
+            return False  # not yet told apart from a memo or pool that stops growing
         if self.every_growth or state.reported_live == 0:
             return True
         return state.total >= 2 * state.reported_live
+
+    def _keeps_growing(self, state: _SiteState, invocation: int) -> bool:
+        """Growth that went on for ``span`` invocations and is not dying out: the later half
+        of its time holds at least half as many growing invocations as the earlier half. A
+        memo of the tenants seen grows in most invocations at first, then ever more rarely as
+        the tenants repeat; a leak keeps its pace, however slow."""
+        if self.span <= 1:
+            return True
+        grew_at = state.grew_at
+        started = grew_at[0] if grew_at else state.first_invocation
+        span = invocation - started + 1
+        if span < self.span:
+            return False
+        if len(grew_at) >= _GREW_AT_KEPT:
+            return True
+        earlier = bisect.bisect_left(grew_at, started + span // 2)
+        return 2 * (len(grew_at) - earlier) >= earlier
 
     @staticmethod
     def _finding(state: _SiteState, invocation: int) -> Finding:
@@ -509,7 +535,10 @@ class Judge:
     def __init__(self, policy: Policy, memory_limit: int | None) -> None:
         self.policy = policy
         self.tracker = LeakTracker(
-            policy.leak_after, every_growth=policy.strict, warmup=policy.warmup
+            policy.leak_after,
+            every_growth=policy.strict,
+            warmup=policy.warmup,
+            span=policy.growth_span,
         )
         self.trend = MemoryTrend(policy.memory_window, policy.memory_leak_kb * 1024, memory_limit)
 

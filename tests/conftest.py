@@ -54,14 +54,16 @@ class Guarded:
 def guarded() -> Callable[..., Guarded]:
     """Guard a handler in report mode with findings collected instead of logged.
 
-    The shared state is checked whole after every invocation (``shared_state_every=1``), so
-    that a test can say at which invocation a change is reported; tests of the rotation set
-    it themselves.
+    The shared state is checked whole after every invocation (``shared_state_every=1``), and
+    growth is reported as soon as ``leak_after`` says (``leak_span=1``), so that a test can say
+    at which invocation a change is reported; tests of the rotation and of the span set them
+    themselves.
     """
 
     def make(handler: Callable[..., Any], **settings: Any) -> Guarded:
         settings.setdefault("mode", "report")
         settings.setdefault("shared_state_every", 1)
+        settings.setdefault("leak_span", 1)
         return Guarded(handler, **settings)
 
     return make

@@ -6,6 +6,7 @@ and those events keep making, stays a finding.
 from __future__ import annotations
 
 import itertools
+import random
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -139,3 +140,70 @@ def test_the_html_report_shows_the_notes_and_each_fix() -> None:
         for file in kept:
             file.close()
     assert '<span class="advice">fix: close it before returning' in page
+
+
+# -- production: growth is reported only if it keeps growing -----------------------------
+
+
+def _production(guarded: Any, handler: Any, events: list[Any]) -> list[Any]:
+    guard = guarded(handler, leak_span=None)  # the default: auto, 32 in report mode
+    for event in events:
+        guard(1, event)
+    return guard.findings
+
+
+def _tenants(count: int, seed: int = 7) -> list[dict[str, str]]:
+    """Tenants as traffic brings them: at random, so the last new one may come late."""
+    chooser = random.Random(seed)
+    return [chooser.choice(TENANTS) for _ in range(count)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 7])
+def test_in_production_a_memo_of_ten_tenants_is_never_reported(guarded, seed: int) -> None:
+    assert _production(guarded, memo_handler, _tenants(300, seed)) == []
+    assert len(MEMO) == 10
+
+
+def test_in_production_a_pool_that_stops_at_three_is_never_reported(
+    guarded, listener: socket.socket
+) -> None:
+    pool: list[socket.socket] = []
+
+    def handler(event: Any, context: Any) -> int:
+        if len(pool) < 3:
+            pool.append(socket.create_connection(listener.getsockname()))
+        return len(pool)
+
+    try:
+        assert _production(guarded, handler, [{}] * 100) == []
+    finally:
+        for sock in pool:
+            sock.close()
+
+
+def test_in_production_growth_that_keeps_its_pace_is_reported_after_the_span(guarded) -> None:
+    def handler(event: Any, context: Any) -> None:
+        SEEN.append(1)
+
+    findings = _production(guarded, handler, [{}] * 100)
+    assert [(f.noun, f.invocation) for f in findings][:1] == [("module global", 32)]
+
+
+def test_in_production_a_slow_leak_is_reported_at_its_pace(
+    guarded, listener: socket.socket
+) -> None:
+    """One invocation in 25 leaks a socket (one tenant's path): slow, but it never stops."""
+    kept: list[socket.socket] = []
+
+    def handler(event: Any, context: Any) -> None:
+        if event["n"] % 25 == 0:
+            kept.append(socket.create_connection(listener.getsockname()))
+
+    try:
+        findings = _production(guarded, handler, [{"n": n} for n in range(1, 201)])
+    finally:
+        for sock in kept:
+            sock.close()
+    [first, *_] = findings
+    # (at 50 it had grown over 26 invocations only: less than the span)
+    assert (first.kind, first.count, first.invocation) == ("socket", 3, 75)
