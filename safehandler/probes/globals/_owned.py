@@ -84,14 +84,12 @@ def _add(
 ) -> None:
     kind = type(value)
     if kind is FunctionType:
-        if not _defined_in(value, module, where):
-            # a decorator's wrapper (safehandler's guard, functools.wraps): the user's function
-            inner = value.__dict__.get("__wrapped__")
-            if inner is not None and inner is not value and depth > 0:
-                _add(found, module, where, label, inner, depth=depth - 1)
-            return
-        if id(value) not in found:
+        if _defined_in(value, module, where) and id(value) not in found:
             found[id(value)] = Owner(module, label, "function", value, value.__dict__)
+        # a decorator's wrapper (safehandler's guard, functools.wraps): the user's function
+        inner = value.__dict__.get("__wrapped__")
+        if inner is not None and inner is not value and depth > 0:
+            _add(found, module, where, label, inner, depth=depth - 1)
     elif kind is _LRU and _LRU is not None:
         _add_lru(found, module, where, label, value)
     elif kind in {staticmethod, classmethod} and depth == 0:
