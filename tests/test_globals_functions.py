@@ -398,3 +398,7 @@ def test_the_owners_are_found_when_the_state_is_read_not_per_invocation(load) ->
     assert probe._owners is owners
     app.f7.__defaults__[0].append(1)
     assert probe.snapshot() is not first
+    assert probe._owners is owners  # a container grew: the functions are as they were
+    app.f8 = app.f7
+    probe.snapshot()
+    assert probe._owners is not owners  # a global rebound: found again

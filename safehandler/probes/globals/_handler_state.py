@@ -95,10 +95,14 @@ def fingerprints(containers: tuple[Any, ...]) -> tuple[int | None, ...]:
     out: list[int | None] = []
     left = BUDGET
     for obj in containers:
+        size = len(obj)
+        if not size:  # (an empty container, say a mutable default: its size says it all)
+            out.append(0)
+            continue
         if left <= 0:
             out.append(None)
             continue
-        left -= min(len(obj), SAMPLE)
+        left -= min(size, SAMPLE)
         out.append(fingerprint(obj))
     return tuple(out)
 

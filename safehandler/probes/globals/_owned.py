@@ -36,7 +36,15 @@ from ._allow import is_allowed
 from ._handler_state import AllowedName, Wanted, is_container, is_dunder, remove_added
 from ._token import Handler, Held, new_name_change
 
-__all__ = ["OWNERS_LIMIT", "Owners", "diff_owned", "find_owners", "read_owned", "restore_owned"]
+__all__ = [
+    "NO_OWNERS",
+    "OWNERS_LIMIT",
+    "Owners",
+    "diff_owned",
+    "find_owners",
+    "read_owned",
+    "restore_owned",
+]
 
 # Owners (functions, classes, caches) found per read at most: past it, the rest is not watched.
 OWNERS_LIMIT = 2048
@@ -54,15 +62,17 @@ class Owner(NamedTuple):
 class Owners(NamedTuple):
     owners: tuple[Owner, ...]
     sources: tuple[Any, ...]  # dicts and cells: their referents are compared every snapshot
+    # what cannot move unless rebound whole (not watched): the default containers, the caches
+    fixed: dict[tuple[str, str], Held]
+    cells: tuple[tuple[tuple[str, str], CellType, Owner, str], ...]  # key, cell, owner, name
 
 
-NO_OWNERS = Owners((), ())
+NO_OWNERS = Owners((), (), {}, ())
 
 
 def find_owners(modules: dict[str, ModuleType]) -> Owners:
     found: dict[int, Owner] = {}
-    for module_name, module in modules.items():
-        namespace = vars(module)
+    for module_name, namespace in ((name, vars(module)) for name, module in modules.items()):
         where = namespace.get("__file__")
         for name, value in list(namespace.items()):
             if len(found) >= OWNERS_LIMIT:
@@ -71,12 +81,28 @@ def find_owners(modules: dict[str, ModuleType]) -> Owners:
                 _add(found, module_name, where, name, value, depth=1)
     owners = tuple(found.values())
     sources: list[Any] = []
+    fixed: dict[tuple[str, str], Held] = {}
+    cells: list[tuple[tuple[str, str], CellType, Owner, str]] = []
     for owner in owners:
-        if owner.kind != "lru":
-            sources.append(owner.held)
-        if owner.kind == "function":
-            sources += owner.obj.__closure__ or ()
-    return Owners(owners, tuple(sources))
+        module, label, kind, obj, held = owner
+        if kind == "lru":
+            fixed[module, f"{label} lru_cache"] = Held(held, owner, "", "lru")
+            continue
+        sources.append(held)
+        if kind != "function":
+            continue
+        for index, value in enumerate(obj.__defaults__ or ()):
+            if is_container(value):
+                fixed[module, f"{label}.__defaults__[{index}]"] = Held(value, owner, "", "default")
+        for name, value in (obj.__kwdefaults__ or {}).items():
+            if is_container(value):
+                key = (module, f"{label}.__kwdefaults__[{name!r}]")
+                fixed[key] = Held(value, owner, "", "default")
+        closure = obj.__closure__ or ()
+        sources += closure
+        for name, cell in zip(obj.__code__.co_freevars, closure, strict=False):
+            cells.append(((module, f"{label} closure {name!r}"), cell, owner, name))
+    return Owners(owners, tuple(sources), fixed, tuple(cells))
 
 
 def _add(
@@ -99,7 +125,13 @@ def _add(
 
 
 def _defined_in(func: FunctionType, module: str, where: Any) -> bool:
-    return func.__module__ == module and (where is None or func.__code__.co_filename == where)
+    # (type checks first: a __module__ set to an object of a user class would run its __eq__)
+    name = func.__module__
+    return (
+        type(name) is str
+        and name == module
+        and (type(where) is not str or func.__code__.co_filename == where)
+    )
 
 
 def _add_lru(found: dict[int, Owner], module: str, where: Any, label: str, wrapper: Any) -> None:
@@ -124,7 +156,8 @@ def _add_lru(found: dict[int, Owner], module: str, where: Any, label: str, wrapp
 
 def _add_class(found: dict[int, Owner], module: str, where: Any, label: str, cls: Any) -> None:
     proxy = type.__getattribute__(cls, "__dict__")
-    if proxy.get("__module__") != module or id(cls) in found:
+    name = proxy.get("__module__")
+    if type(name) is not str or name != module or id(cls) in found:
         return
     # the class's own dict (under its mappingproxy), to compare and read like a namespace
     held = gc.get_referents(proxy)
@@ -139,27 +172,19 @@ def _add_class(found: dict[int, Owner], module: str, where: Any, label: str, cls
 def read_owned(owners: Owners) -> dict[tuple[str, str], Held]:
     """What each owner holds now, by (module, name): the values of its attributes and cells
     (a rebinding), its default and cache containers (their growth)."""
-    out: dict[tuple[str, str], Held] = {}
+    out = dict(owners.fixed)
     for owner in owners.owners:
-        module, label, kind, obj, held = owner
-        if kind == "lru":
-            out[module, f"{label} lru_cache"] = Held(held, owner, "", "lru")
+        held = owner.held
+        if owner.kind == "lru" or not held:
             continue
+        module, label = owner.module, owner.label
         for name, value in list(held.items()):
             if not is_dunder(name):
                 out[module, f"{label}.{name}"] = Held(value, owner, name, "attribute")
-        if kind != "function":
-            continue
-        for index, value in enumerate(obj.__defaults__ or ()):
-            if is_container(value):
-                out[module, f"{label}.__defaults__[{index}]"] = Held(value, owner, "", "default")
-        for name, value in (obj.__kwdefaults__ or {}).items():
-            if is_container(value):
-                out[module, f"{label}.__kwdefaults__[{name!r}]"] = Held(value, owner, "", "default")
-        for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=False):
-            value = _cell(cell)
-            if value is not MISSING:
-                out[module, f"{label} closure {name!r}"] = Held(value, owner, name, "cell")
+    for key, cell, owner, name in owners.cells:
+        value = _cell(cell)
+        if value is not MISSING:
+            out[key] = Held(value, owner, name, "cell")
     return out
 
 

@@ -102,6 +102,7 @@ class GlobalsProbe(Probe):
         self._handler_modules: dict[str, ModuleType] = {}
         self._handler_dicts: tuple[Any, ...] = ()  # the namespaces, the owners' dicts and cells
         self._owners = _owned.NO_OWNERS  # the handler's functions and classes (see _owned)
+        self._owners_for: list[Any] = []  # the namespaces' referents they were found in
         self._by_identity = False  # see snapshot()
         self._containers: tuple[Any, ...] = ()
         self._stdlib = _stdlib.StdlibWatch(None if stdlib == "all" else frozenset(stdlib))
@@ -389,13 +390,23 @@ class GlobalsProbe(Probe):
         """The handler's part read anew, with its functions and classes found anew (only
         here, when it moved: not per invocation); and the referents the next snapshots
         compare, of the namespaces and of what those functions and classes hold."""
-        self._owners = owners = _owned.find_owners(self._handler_modules)
+        namespaces = _rotation.referents(*map(vars, self._handler_modules.values()))
+        try:
+            # found again only when a global was rebound (a container that grew, a cell
+            # rebound, leave the functions and classes as they were)
+            owners = self._owners
+            if not identical(namespaces, self._owners_for):
+                owners = _owned.find_owners(self._handler_modules)
+            owned = _owned.read_owned(owners)
+        except Exception:  # noqa: BLE001 - fail open: the namespaces are still watched
+            owners, owned = _owned.NO_OWNERS, {}
+        self._owners, self._owners_for = owners, namespaces
         self._handler_dicts = (*map(vars, self._handler_modules.values()), *owners.sources)
         handler, self._containers = _handler_state.read_handler(
             self._handler_modules,
             deep=self.deep,
             keep_contents=self._keep_contents,
-            owned=_owned.read_owned(owners),
+            owned=owned,
             owners=frozenset(id(owner.obj) for owner in owners.owners),
         )
         return handler, _rotation.referents(*self._handler_dicts)
