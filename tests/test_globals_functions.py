@@ -402,3 +402,60 @@ def test_the_owners_are_found_when_the_state_is_read_not_per_invocation(load) ->
     app.f8 = app.f7
     probe.snapshot()
     assert probe._owners is not owners  # a global rebound: found again
+
+
+def test_a_static_method_default_and_a_method_cache_are_watched(guarded, load) -> None:
+    app = load(
+        """
+        import functools
+
+        class Store:
+            @staticmethod
+            def put(key, _keys=[]):
+                _keys.append(key)
+
+            @functools.lru_cache(maxsize=None)
+            def get(self, key):
+                return key
+
+        STORE = Store()
+
+        def handler(event, context):
+            Store.put(event["n"])
+            return STORE.get(event["n"])
+        """
+    )
+    guard = guarded(app.handler)
+    assert [guard(1, event={"n": n})[0] for n in range(2)] == [0, 1]
+    name = app.__name__
+    assert sorted((f.noun, f.count, f.detail) for f in guard.findings) == [
+        ("module global", 2, f"{name}.Store.get lru_cache grew: 1 -> 2 items"),
+        ("mutable default", 2, f"{name}.Store.put.__defaults__[0] grew: 1 -> 2 items"),
+    ]
+
+
+def test_an_allow_list_by_the_functions_name_covers_what_it_holds(guarded, load) -> None:
+    app = load(
+        """
+        def handler(event, context, _seen=[]):
+            _seen.append(event)
+        """
+    )
+    guard = guarded(app.handler, allow_globals=[f"{app.__name__}.handler"])
+    guard(5)
+    assert guard.findings == []  # an allowed cache: only ten growing invocations in a row
+
+
+def test_restore_deletes_a_function_attribute_added_per_call(guarded, load) -> None:
+    app = load(
+        """
+        def handler(event, context):
+            handler.__dict__[f"seen_{event['n']}"] = True
+            return sorted(name for name in handler.__dict__ if name.startswith("seen_"))
+        """
+    )
+    guard = guarded(app.handler, isolation="restore")
+    answers = [guard(1, event={"n": n})[0] for n in range(4)]
+    assert answers[-1] == ["seen_0", "seen_3"]  # each new one is put back once judged a leak
+    assert [name for name in vars(app.handler) if name.startswith("seen_")] == ["seen_0"]
+    assert guard.findings[0].detail == f"{app.__name__}.handler.seen_1 added: True"

@@ -178,14 +178,20 @@ def read_owned(owners: Owners) -> dict[tuple[str, str], Held]:
         if owner.kind == "lru" or not held:
             continue
         module, label = owner.module, owner.label
+        of_class = owner.kind == "class"
         for name, value in list(held.items()):
-            if not is_dunder(name):
+            if not is_dunder(name) and not (of_class and _is_sunder(name)):
                 out[module, f"{label}.{name}"] = Held(value, owner, name, "attribute")
     for key, cell, owner, name in owners.cells:
         value = _cell(cell)
         if value is not MISSING:
             out[key] = Held(value, owner, name, "cell")
     return out
+
+
+def _is_sunder(name: str) -> bool:
+    # an enum's own bookkeeping (_value2member_map_ fills as Flag combinations are first made)
+    return name[:1] == "_" and name[-1:] == "_" and name[1:2] != "_"
 
 
 def _cell(cell: CellType) -> Any:
