@@ -242,7 +242,11 @@ def test_a_closure_read_only_is_clean(guarded, load) -> None:
         """
         def make():
             limits = {"timeout": 3}
+            client = None
             def handler(event, context):
+                nonlocal client
+                if client is None:
+                    client = object()  # lazy initialisation, once
                 return limits["timeout"]
             return handler
 
@@ -459,3 +463,38 @@ def test_restore_deletes_a_function_attribute_added_per_call(guarded, load) -> N
     assert answers[-1] == ["seen_0", "seen_3"]  # each new one is put back once judged a leak
     assert [name for name in vars(app.handler) if name.startswith("seen_")] == ["seen_0"]
     assert guard.findings[0].detail == f"{app.__name__}.handler.seen_1 added: True"
+
+
+def test_user_code_is_not_run_by_watching(guarded, load) -> None:
+    app = load(
+        """
+        class Loud(type):
+            def __getattribute__(cls, name):
+                raise RuntimeError("metaclass code ran")
+
+        class Quiet(metaclass=Loud):
+            items = []
+
+        class Name:
+            def __eq__(self, other):
+                raise RuntimeError("__eq__ ran")
+            __hash__ = object.__hash__
+
+        def odd(_seen=[]):
+            return _seen
+
+        odd.__module__ = Name()
+
+        def handler(event, context, _seen=[]):
+            _seen.append(event)
+            type.__getattribute__(Quiet, "items").append(event)
+            return len(_seen)
+        """
+    )
+    guard = guarded(app.handler)
+    assert guard(2) == [1, 2]
+    name = app.__name__
+    assert sorted((f.noun, f.detail) for f in guard.findings) == [
+        ("module global", f"{name}.Quiet.items grew: 1 -> 2 items"),
+        ("mutable default", f"{name}.handler.__defaults__[0] grew: 1 -> 2 items"),
+    ]
