@@ -1,5 +1,7 @@
 """The cost of watching a large global: a soak of a handler that holds a 10,000-key nested
-dict of lists, next to a soak of a clean trivial handler, in the same run.
+dict of lists, next to a soak of a clean trivial handler, in the same run; and of a handler
+module of 50 functions, each with a mutable default, a keyword default and a dict attribute
+(what its functions hold is watched too: 150 containers, none of them touched).
 
 A soak watches the handler's globals in deep mode (content fingerprints of its containers
 after every invocation). Each fingerprint reads at most 1,024 items of a container, and a
@@ -27,14 +29,19 @@ import _common
 from safehandler.testing import soak
 
 HANDLER = "def handler(event, context):\n    return len(STATE)\n"
+FUNCTIONS = "".join(
+    f"def f{i}(event, context, _seen=[], *, _by_key={{}}):\n    return _seen\n\n"
+    f"f{i}.meta = {{'n': {i}}}\n"
+    for i in range(50)
+)
 
 
-def handler_holding(state: dict[str, Any], name: str) -> Callable[..., Any]:
+def handler_holding(state: dict[str, Any], name: str, source: str = "") -> Callable[..., Any]:
     module = types.ModuleType(name)
     module.__file__ = f"/var/task/{name}.py"
     module.STATE = state  # type: ignore[attr-defined]
     sys.modules[name] = module
-    exec(compile(HANDLER, module.__file__, "exec"), vars(module))
+    exec(compile(source + HANDLER, module.__file__, "exec"), vars(module))
     return module.handler  # type: ignore[no-any-return]
 
 
@@ -57,6 +64,7 @@ def main() -> None:
     variants = {
         "clean": lambda: handler_holding({"a": [1]}, "bench_globals_clean"),
         "large": lambda: handler_holding(large, "bench_globals_large"),
+        "functions": lambda: handler_holding({"a": [1]}, "bench_globals_functions", FUNCTIONS),
     }
     times: dict[str, list[float]] = {key: [] for key in variants}
     for _ in range(args.rounds):
@@ -71,6 +79,7 @@ def main() -> None:
     labels = {
         "clean": "trivial handler, a one-item global",
         "large": "the same holding a 10,000-key dict of lists",
+        "functions": "the trivial handler beside 50 functions holding 3 containers each",
     }
     for key, label in labels.items():
         print(f"| {label} | {medians[key]:.3f} | {medians[key] / medians['clean']:.2f}x |")

@@ -231,6 +231,7 @@ class Handle:
 # The nouns of global state a probe reports. The handler's own module globals may change
 # (lazy initialisation); the shared state is not the handler's to change.
 MODULE_GLOBAL = "module global"
+MUTABLE_DEFAULT = "mutable default"  # a handler function's default container
 ALLOWED_CACHE = "allowed cache"  # an allowed container that grew: judged by its streak
 GROWING_CACHE = "growing cache"  # an allowed container that grew too long in a row
 STDLIB_ATTRIBUTE = "stdlib attribute"
@@ -255,7 +256,7 @@ SHARED_STATE_NOUNS = frozenset(
         ATEXIT_CALLBACK,
     }
 )
-HANDLER_STATE_NOUNS = frozenset({MODULE_GLOBAL, ALLOWED_CACHE, GROWING_CACHE})
+HANDLER_STATE_NOUNS = frozenset({MODULE_GLOBAL, MUTABLE_DEFAULT, ALLOWED_CACHE, GROWING_CACHE})
 
 # Plural nouns for the counted text: "37 sockets", "1 file".
 _PLURALS = {

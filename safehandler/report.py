@@ -98,6 +98,9 @@ _SHARED_STATE_FIX = {
     "environment variable": "pass the value explicitly instead of setting os.environ per call "
     '(or let isolation="restore" put it back)',
     "sys.path entry": "set sys.path once at import, not per call",
+    "mutable default": "do not use a mutable default: default to None and make the container "
+    "in the call (`seen = [] if seen is None else seen`); state meant to persist belongs in a "
+    "module-level cache with a bound, or marked with allow_global",
     "logging handler": "add logging handlers once at import: one per call repeats every line "
     "and holds its file open",
     "working directory": "use absolute paths instead of os.chdir per call",

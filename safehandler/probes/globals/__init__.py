@@ -1,9 +1,11 @@
 """Global state an invocation left changed, and a way to put it back.
 
-Watched: the handler's own module namespaces; ``builtins``; the public callables and classes of
-the loaded stdlib modules (a replaced ``json.dumps``); ``sys.modules`` replacements;
-``os.environ``; ``sys.path``; the handler lists of the loggers; the working directory; the
-Python-level signal handlers; the number of atexit callbacks.
+Watched: the handler's own module namespaces, and what their functions and classes hold
+(mutable defaults, attributes, closure cells, unbounded lru_caches: ``_owned``);
+``builtins``; the public callables and classes of the loaded stdlib modules (a replaced
+``json.dumps``); ``sys.modules`` replacements; ``os.environ``; ``sys.path``; the handler lists
+of the loggers; the working directory; the Python-level signal handlers; the number of atexit
+callbacks.
 
 What counts. A global of the handler's modules is one group per (module, attribute): a lazy
 initialisation (set once, then left alone) is one resource in its group, which the tracker's
@@ -29,8 +31,8 @@ The modules, in import order:
 - ``_token``: the snapshot token and its parts;
 - one unit per kind of global state, each with its read, diff and restore side by side:
   ``_stdlib`` (builtins, stdlib attributes, ``sys.modules``), ``_handler_state`` (the
-  handler's namespaces and their containers), ``_environ``, ``_path``, ``_logging``,
-  ``_signals``, ``_cwd``, ``_atexit``;
+  handler's namespaces and their containers), ``_owned`` (what the handler's functions and
+  classes hold), ``_environ``, ``_path``, ``_logging``, ``_signals``, ``_cwd``, ``_atexit``;
 - ``_probe``: ``GlobalsProbe``, which composes them.
 """
 

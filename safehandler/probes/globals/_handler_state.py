@@ -19,7 +19,7 @@ from ..._records import ALLOWED_CACHE, MODULE_GLOBAL, Resource, global_change, p
 from .._describe import MISSING, rebound
 from ._allow import is_allowed
 from ._stdlib import put_attr
-from ._token import Handler, identical, new_name_change
+from ._token import Handler, Held, identical, new_name_change
 
 __all__ = [
     "BUDGET",
@@ -30,6 +30,7 @@ __all__ = [
     "is_container",
     "is_dunder",
     "read_handler",
+    "remove_added",
     "sample",
 ]
 
@@ -94,10 +95,14 @@ def fingerprints(containers: tuple[Any, ...]) -> tuple[int | None, ...]:
     out: list[int | None] = []
     left = BUDGET
     for obj in containers:
+        size = len(obj)
+        if not size:  # (an empty container, say a mutable default: its size says it all)
+            out.append(0)
+            continue
         if left <= 0:
             out.append(None)
             continue
-        left -= min(len(obj), SAMPLE)
+        left -= min(size, SAMPLE)
         out.append(fingerprint(obj))
     return tuple(out)
 
@@ -115,12 +120,17 @@ def _contents(obj: Any) -> Any:
 
 
 def read_handler(
-    modules: dict[str, ModuleType], *, deep: bool, keep_contents: bool = False
+    modules: dict[str, ModuleType],
+    *,
+    deep: bool,
+    keep_contents: bool = False,
+    owned: dict[tuple[str, str], Held] | None = None,
+    owners: frozenset[int] = frozenset(),
 ) -> tuple[Handler, tuple[Any, ...]]:
     """Copies of the namespaces, the sizes (and in deep mode the fingerprints) of the
-    containers in them, copies of their contents for restore() (deep mode or
-    ``keep_contents``, up to 10,000 items each); and the containers, in the order of the
-    sizes."""
+    containers in them and in ``owned`` (what the handler's functions and classes hold, read
+    by ``_owned``), copies of their contents for restore() (deep mode or ``keep_contents``, up
+    to 10,000 items each); and the containers, in the order of the sizes."""
     namespaces = {name: dict(vars(module)) for name, module in modules.items()}
     containers = []
     lens: dict[tuple[str, str], int] = {}
@@ -132,13 +142,22 @@ def read_handler(
                 continue
             containers.append(value)
             lens[module_name, name] = len(value)
+    owned = owned or {}
+    seen = set(map(id, containers))  # a module global that is also a default: counted once
+    for key, held in owned.items():
+        if is_container(held.value) and id(held.value) not in seen:
+            seen.add(id(held.value))
+            containers.append(held.value)
+            lens[key] = len(held.value)
     if deep:
         prints.update(zip(lens, fingerprints(tuple(containers)), strict=True))
     if deep or keep_contents:
         for key, value in zip(lens, containers, strict=True):
-            if lens[key] <= _COPY_LIMIT:
+            lru = key in owned and owned[key].kind == "lru"  # (not restored: see _owned)
+            if lens[key] <= _COPY_LIMIT and not lru:
                 contents[key] = _contents(value)
-    return Handler(dict(modules), namespaces, lens, prints, contents), tuple(containers)
+    handler = Handler(dict(modules), namespaces, lens, prints, contents, owned, owners)
+    return handler, tuple(containers)
 
 
 def diff_handler(
@@ -208,7 +227,9 @@ def _moved(
         names.update(
             name
             for (module, name), size in new_sizes.items()
-            if module == module_name and old_sizes.get((module, name), size) != size
+            if module == module_name
+            and old_sizes.get((module, name), size) != size
+            and (module, name) not in after.owned  # (diffed by _owned)
         )
     return sorted((name for name in names if not is_dunder(name)), key=str)
 
@@ -231,6 +252,8 @@ def restore_handler(before: Handler, wanted: Wanted, allowed_name: AllowedName) 
                 put_attr(module, name, MISSING)
                 done.append(f"{module_name}.{name} (deleted)")
     for key, copied in before.contents.items():
+        if key in before.owned:
+            continue  # what a function or class holds: _owned.restore_owned
         module_name, name = key
         value = before.namespaces[module_name].get(name, MISSING)
         current = vars(before.modules[module_name]).get(name, MISSING)
@@ -241,13 +264,13 @@ def restore_handler(before: Handler, wanted: Wanted, allowed_name: AllowedName) 
             or not wanted(key)
         ):
             continue
-        removed = _remove_added(value, copied)
+        removed = remove_added(value, copied)
         if removed:
             done.append(f"{module_name}.{name} ({removed} {plural('added item', removed)} removed)")
     return done
 
 
-def _remove_added(obj: Any, copied: Any) -> int:
+def remove_added(obj: Any, copied: Any) -> int:
     """Remove from ``obj`` what it gained since ``copied`` was taken; how many items."""
     kind = type(obj)
     if issubclass(kind, dict):

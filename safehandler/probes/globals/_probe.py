@@ -45,8 +45,8 @@ from .. import _rotation
 from .._describe import signal_name
 from .._protocol import Probe
 from .._rotation import Rotation
-from . import _atexit, _cwd, _environ, _handler_state, _logging, _path, _signals, _stdlib
-from ._token import Part, Snapshot, identical, part, shared_state_unmoved
+from . import _atexit, _cwd, _environ, _handler_state, _logging, _owned, _path, _signals, _stdlib
+from ._token import Handler, Part, Snapshot, identical, part, shared_state_unmoved
 from ._watched import COMMON_STDLIB
 from ._witness import Move, View, Witness, changed_at
 
@@ -121,7 +121,9 @@ class GlobalsProbe(Probe):
         self._atexit_seen: list[Creation] = []  # registrations not yet counted
         self._signals = _signals.catchable_signals()
         self._handler_modules: dict[str, ModuleType] = {}
-        self._handler_dicts: tuple[dict[str, Any], ...] = ()
+        self._handler_dicts: tuple[Any, ...] = ()  # the namespaces, the owners' dicts and cells
+        self._owners = _owned.NO_OWNERS  # the handler's functions and classes (see _owned)
+        self._owners_for: list[Any] = []  # the namespaces' referents they were found in
         self._by_identity = False  # see snapshot()
         self._containers: tuple[Any, ...] = ()
         self._stdlib = _stdlib.StdlibWatch(None if stdlib == "all" else frozenset(stdlib))
@@ -144,7 +146,7 @@ class GlobalsProbe(Probe):
             if isinstance(module, ModuleType):
                 found[name] = module
         self._handler_modules = found
-        self._handler_dicts = tuple(vars(module) for module in found.values())
+        self._handler_dicts = (*map(vars, found.values()), *self._owners.sources)
         self._stdlib.add_loaded(found)
 
     def _deal_shared_state(self) -> bool:
@@ -256,6 +258,9 @@ class GlobalsProbe(Probe):
         added: list[Resource] = []
         if before.handler is not after.handler:
             added += _handler_state.diff_handler(
+                before.handler, after.handler, invocation, allowed, deep=self.deep
+            )
+            added += _owned.diff_owned(
                 before.handler, after.handler, invocation, allowed, deep=self.deep
             )
         if before.builtins is not after.builtins:
@@ -387,6 +392,7 @@ class GlobalsProbe(Probe):
         allowed = self._is_allowed_name
         done: list[str] = []
         done += _handler_state.restore_handler(before.handler, wanted, allowed)
+        done += _owned.restore_owned(before.handler, self._owners, wanted, allowed)
         done += _stdlib.restore_namespace(before.builtins.data, wanted, allowed)
         done += _stdlib.restore_stdlib(before.stdlib.data, wanted, allowed)
         done += _stdlib.restore_modules(before.modules.data, wanted)
@@ -410,9 +416,7 @@ class GlobalsProbe(Probe):
             handler, lens, prints = last.handler, last.lens, last.prints
         else:
             # read once: a content fingerprint of a large container is dear (deep mode)
-            handler, self._containers = _handler_state.read_handler(
-                self._handler_modules, deep=self.deep, keep_contents=self._keep_contents
-            )
+            handler, values = self._read_handler()
             lens = tuple(handler.lens.values())  # in the order of self._containers
             prints = tuple(handler.prints.values())
         builtins_part = part(
@@ -466,15 +470,38 @@ class GlobalsProbe(Probe):
         """``last`` with the handler's part read anew (the shared parts are its own)."""
         if not self._by_identity:
             self._by_identity = not _plain_rebindings(values, last.values)
-        handler, self._containers = _handler_state.read_handler(
-            self._handler_modules, deep=self.deep, keep_contents=self._keep_contents
-        )
+        handler, values = self._read_handler()
         return last._replace(
             values=values,
             lens=tuple(handler.lens.values()),
             prints=tuple(handler.prints.values()),
             handler=handler,
         )
+
+    def _read_handler(self) -> tuple[Handler, list[Any]]:
+        """The handler's part read anew, with its functions and classes found anew (only
+        here, when it moved: not per invocation); and the referents the next snapshots
+        compare, of the namespaces and of what those functions and classes hold."""
+        namespaces = _rotation.referents(*map(vars, self._handler_modules.values()))
+        try:
+            # found again only when a global was rebound (a container that grew, a cell
+            # rebound, leave the functions and classes as they were)
+            owners = self._owners
+            if not identical(namespaces, self._owners_for):
+                owners = _owned.find_owners(self._handler_modules)
+            owned = _owned.read_owned(owners)
+        except Exception:  # noqa: BLE001 - fail open: the namespaces are still watched
+            owners, owned = _owned.NO_OWNERS, {}
+        self._owners, self._owners_for = owners, namespaces
+        self._handler_dicts = (*map(vars, self._handler_modules.values()), *owners.sources)
+        handler, self._containers = _handler_state.read_handler(
+            self._handler_modules,
+            deep=self.deep,
+            keep_contents=self._keep_contents,
+            owned=owned,
+            owners=frozenset(id(owner.obj) for owner in owners.owners),
+        )
+        return handler, _rotation.referents(*self._handler_dicts)
 
     def _read_modules(self) -> dict[str, Any]:
         self._resolve()  # imports: the handler's modules, new stdlib modules

@@ -16,6 +16,7 @@ from ..._records import Resource
 
 __all__ = [
     "Handler",
+    "Held",
     "Layout",
     "Part",
     "Snapshot",
@@ -36,12 +37,24 @@ class Part(NamedTuple):
     data: Any  # the copy diff() and restore() read
 
 
+class Held(NamedTuple):
+    """What a handler function or class holds in one place (``_owned``)."""
+
+    value: Any
+    owner: Any  # the _owned.Owner
+    name: str  # the attribute's or cell's name ("" for a default or a cache)
+    kind: str  # "attribute", "cell", "default", "lru"
+
+
 class Handler(NamedTuple):
     modules: dict[str, ModuleType]
     namespaces: dict[str, dict[str, Any]]  # copies
     lens: dict[tuple[str, str], int]  # (module, attribute) -> size, for mutable containers
     prints: dict[tuple[str, str], int | None]  # deep: content fingerprints
     contents: dict[tuple[str, str], Any]  # deep: shallow copies, for restore()
+    # what the handler's functions and classes hold, by (module, "handler.__defaults__[0]")
+    owned: dict[tuple[str, str], Held]
+    owners: frozenset[int]  # the ids of those functions and classes
 
 
 class Snapshot(NamedTuple):
