@@ -167,16 +167,25 @@ class Engine:
         return self.judge.tracker.open_counts()
 
     @contextlib.contextmanager
-    def observe(self, observer: Observer, *, quiet: bool = False) -> Iterator[None]:
+    def observe(
+        self, observer: Observer, *, quiet: bool = False, soak: bool = False
+    ) -> Iterator[None]:
         """Call ``observer`` after every invocation while the block runs. ``quiet``: the
-        observer takes the findings, which are not logged meanwhile (a soak reports them)."""
+        observer takes the findings, which are not logged meanwhile. ``soak``: growth is
+        reported at once, whatever the guard's ``leak_span`` (a soak tells a growth that
+        stopped apart after the fact)."""
+        tracker = self.judge.tracker
+        span = tracker.span
         self._observers.append(observer)
         self._quiet += quiet
+        if soak:
+            tracker.span = 1
         try:
             yield
         finally:
             self._observers.remove(observer)
             self._quiet -= quiet
+            tracker.span = span
 
     # -- around the call --------------------------------------------------------------
 

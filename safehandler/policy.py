@@ -145,8 +145,8 @@ SETTINGS: tuple[Setting, ...] = (
         "growth is reported once it has gone on for this many invocations since it started "
         "without dying out (threads, processes and shared state at once): a memo of the "
         "tenants seen or a pool that stops at three grows fast, then stops. auto: 32 in "
-        "report mode; 1 in strict mode and soaks, which tell a growth that stopped apart "
-        "after the fact",
+        "report mode; 1 in strict mode, in soaks (which tell a growth that stopped apart "
+        "after the fact) and with leak_after=1",
     ),
     Setting(
         "warmup",
@@ -426,7 +426,7 @@ class Policy:
         """``leak_span`` with auto resolved."""
         if self.leak_span is not None:
             return self.leak_span
-        return 1 if self.strict or self.warmup > 0 else 32
+        return 1 if self.strict or self.warmup > 0 or self.leak_after == 1 else 32
 
     @property
     def shared_state_rotation(self) -> int:

@@ -72,6 +72,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "recycle": st.sampled_from(RECYCLES),
     "isolation": st.sampled_from(ISOLATIONS),
     "shared_state_every": st.none() | st.integers(1, 64),
+    "leak_span": st.none() | st.integers(1, 1_000_000),
     "allow_globals": st.frozensets(_PATTERN, max_size=3),
     "allow_threads": st.frozensets(_PATTERN, max_size=3),
     "probes": st.frozensets(st.sampled_from(PROBE_NAMES), min_size=1),
@@ -147,6 +148,7 @@ INVALID_ARGUMENTS: dict[str, st.SearchStrategy[Any]] = {
         st.sampled_from(["RESTORE", " report", None, True]),
     ),
     "shared_state_every": _ints_outside(1, 64) | st.sampled_from([8.0, "8", True, b"8"]),
+    "leak_span": _ints_outside(1, 1_000_000) | st.sampled_from([32.0, "32", True, b"32"]),
     "allow_globals": st.sampled_from(["app.CACHE", None, 1, frozenset({"a b"}), frozenset({""})]),
     "allow_threads": st.sampled_from(["worker", None, 1, frozenset({"a\tb"}), frozenset({""})]),
     "redact_patterns": st.sampled_from(
@@ -230,6 +232,9 @@ INVALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "isolation": st.text().filter(lambda text: text.strip() not in ISOLATIONS),
     "shared_state_every": st.one_of(
         _ints_outside(1, 64).map(str), st.sampled_from(["8.0", "eight", "none", "1e1", "nan"])
+    ),
+    "leak_span": st.one_of(
+        _ints_outside(1, 1_000_000).map(str), st.sampled_from(["32.0", "many", "none", "nan"])
     ),
     "allow_globals": st.sampled_from(["app.CACHE, a b", "x y", "ok,white space"]),
     "allow_threads": st.sampled_from(["name with space", "a,b c"]),

@@ -111,7 +111,7 @@ def test_the_log_line_carries_the_fix(caplog: pytest.LogCaptureFixture) -> None:
     def handler(event: Any, context: Any) -> None:
         kept.append(open(__file__, "rb"))  # leak-line
 
-    guarded = safehandler.guard(handler)
+    guarded = safehandler.guard(handler, leak_span=1)  # reported at the second growth
     try:
         with caplog.at_level(logging.WARNING, logger="safehandler"):
             for _ in range(3):

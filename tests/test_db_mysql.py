@@ -261,7 +261,7 @@ def test_passwords_appear_in_no_finding_log_or_report(
     outputs: list[str] = []
     nouns = set()
     for noun, handler in handlers.items():
-        guarded_handler = safehandler.guard(handler, mode="report", db_cleanup=cleanup)
+        guarded_handler = safehandler.guard(handler, mode="report", db_cleanup=cleanup, leak_span=1)
         engine = engine_of(guarded_handler)
         assert engine is not None
         for _ in range(3):

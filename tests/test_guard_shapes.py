@@ -55,7 +55,7 @@ def test_an_async_handler_is_guarded_around_the_await(tmp_path: Path) -> None:
         await asyncio.sleep(0)
         return "done"
 
-    guarded = safehandler.guard(handler, mode="report", shared_state_every=1)
+    guarded = safehandler.guard(handler, mode="report", shared_state_every=1, leak_span=1)
     engine = engine_of(guarded)
     assert engine is not None
     found: list[Any] = []

@@ -51,7 +51,7 @@ def safehandler_fields(line: str) -> dict[str, Any] | None:
 
 
 def test_lines_say_which_process_and_generation(tmp_path: Path) -> None:
-    bodies, lines = run(tmp_path, 60)
+    bodies, lines = run(tmp_path, 60, SAFEHANDLER_LEAK_SPAN="1")  # a leak line per generation
     pids = list(dict.fromkeys(body["pid"] for body in bodies))  # in order of generations
     assert len(pids) >= 3
     events = [f for f in map(safehandler_fields, lines) if f is not None]
@@ -76,7 +76,7 @@ def test_one_init_line_names_the_version_and_the_settings(tmp_path: Path) -> Non
 
 
 def test_under_the_json_log_format_the_fields_are_fields(tmp_path: Path) -> None:
-    _, lines = run(tmp_path, 30, AWS_LAMBDA_LOG_FORMAT="JSON")
+    _, lines = run(tmp_path, 30, AWS_LAMBDA_LOG_FORMAT="JSON", SAFEHANDLER_LEAK_SPAN="1")
     records = [json.loads(line) for line in lines if line.startswith("{")]
     ours = [r for r in records if "safehandler" in r]
     assert {r["safehandler"]["event"] for r in ours} >= {

@@ -118,7 +118,7 @@ def test_a_requests_session_per_call_is_found_at_its_constructor(url: str) -> No
         kept.append(session)
         return session.get(url).status_code  # session-used
 
-    guarded = safehandler.guard(handler, mode="report")
+    guarded = safehandler.guard(handler, mode="report", leak_span=1)
     engine = engine_of(guarded)
     assert engine is not None
     found: list[Any] = []

@@ -41,6 +41,7 @@ def test_defaults() -> None:
     assert policy.as_dict() == {
         "mode": "report",
         "leak_after": 2,
+        "leak_span": None,  # auto: 32, or 1 when strict or soaking
         "warmup": 0,
         "thread_grace_ms": 10.0,
         "fd_threshold": 0.5,
@@ -82,7 +83,7 @@ def test_policies_compare_hash_and_print_by_their_settings() -> None:
     assert Policy(mode="strict") == Policy.from_env({}, mode="strict")
     assert Policy(mode="strict") != Policy()
     assert len({Policy(), Policy(), Policy(warmup=1)}) == 2
-    assert repr(Policy()).startswith("Policy(mode='report', leak_after=2, warmup=0, ")
+    assert repr(Policy()).startswith("Policy(mode='report', leak_after=2, leak_span=None, ")
     assert Policy().replace(warmup=3).as_dict() == {**Policy().as_dict(), "warmup": 3}
 
 
@@ -424,3 +425,12 @@ def test_probes_setting_documents_every_probe_name() -> None:
         PROBE_NAMES
     )
     assert Policy.from_env(environ={"SAFEHANDLER_PROBES": ",".join(PROBE_NAMES)}) == Policy()
+
+
+def test_the_growth_span_is_32_in_production_and_1_in_strict_mode_and_soaks() -> None:
+    assert Policy().growth_span == 32
+    assert Policy(mode="strict").growth_span == 1
+    assert Policy(warmup=1).growth_span == 1
+    assert Policy(leak_after=1).growth_span == 1  # zero tolerance asked for
+    assert Policy(leak_span=5).growth_span == 5
+    assert Policy.from_env({"SAFEHANDLER_LEAK_SPAN": "1"}).growth_span == 1

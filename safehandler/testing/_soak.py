@@ -100,7 +100,7 @@ def soak(
     started = time.perf_counter()
     done = 0
     # the soaked handler is not the environment's: its health is in the report, not the file
-    with engine.observe(observe, quiet=True), _health_state.paused():
+    with engine.observe(observe, quiet=True, soak=True), _health_state.paused():
         try:
             for _, (label, event) in zip(range(invocations), feed, strict=False):
                 done += 1
