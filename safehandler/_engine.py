@@ -19,7 +19,6 @@ import errno
 import operator
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import Any, NamedTuple
 
 from . import _fleet, _health_state, _scope, integrations, recycle
 from ._records import Finding, InvocationStats, Resource
@@ -31,6 +30,12 @@ from .probes import Probe, build_probes
 from .report import log_finding, log_unhealthy
 from .verdicts import GroupHistory, Judge, Verdict
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._tuple import NamedTuple
+
 __all__ = ["Engine", "Invocation"]
 
 
@@ -39,7 +44,7 @@ _HOLDING = operator.attrgetter("holding")
 _NAME = operator.attrgetter("name")
 _SNAPSHOT = operator.methodcaller("snapshot")
 # where each field sits in the list _stats() returns: a record whose values are their indices
-_AT = InvocationStats._make(range(len(InvocationStats._fields)))
+_AT: Any = InvocationStats._make(range(len(InvocationStats._fields)))  # its values: ints
 
 
 class Invocation(NamedTuple):

@@ -22,11 +22,16 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
 
 from ._constants import HEALTH_FILE
 from ._redact import redact_text
 from ._warn import warn
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 __all__ = [
     "HealthState",

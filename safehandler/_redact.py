@@ -51,11 +51,13 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from ._constants import REDACT
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._records import Finding, Site
 
 __all__ = [

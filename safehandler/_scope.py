@@ -32,11 +32,14 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
 
 from ._records import Creation, Handle, Owner
 from ._sites import caller_is_library, capture_site, is_user_code
 from ._warn import warn
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "IDLE",

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
 
 from ._constants import LOGGER_NAME
 from ._redact import redact
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["error", "warn"]
 

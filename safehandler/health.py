@@ -27,11 +27,16 @@ from __future__ import annotations
 import os
 import resource
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from . import _constants as env
 from ._records import PastRecycle
 from .policy import Policy
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 __all__ = [
     "MIN_HEADROOM",

@@ -12,20 +12,26 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, NamedTuple, cast
 
 from . import _constants as env
 from ._redact import compile_patterns, split_patterns
 from ._warn import error, warn
 from .errors import ConfigError
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, Literal, NamedTuple
+
+    Mode = Literal["report", "strict", "off"]
+    DbCleanup = Literal["off", "leaks", "all"]
+    Recycle = Literal["auto", "off"]
+    Isolation = Literal["report", "restore"]
+    Metrics = Literal["off", "emf", "otel", "on"]
+else:
+    from ._tuple import NamedTuple
+
 __all__ = ["PROBE_NAMES", "SETTINGS", "Policy", "Setting"]
 
-Mode = Literal["report", "strict", "off"]
-DbCleanup = Literal["off", "leaks", "all"]
-Recycle = Literal["auto", "off"]
-Isolation = Literal["report", "restore"]
-Metrics = Literal["off", "emf", "otel", "on"]
 MODES: tuple[Mode, ...] = ("report", "strict", "off")
 PROBE_NAMES = ("fds", "threads", "processes", "db", "globals", "memory")
 DB_CLEANUPS: tuple[DbCleanup, ...] = ("off", "leaks", "all")
@@ -111,7 +117,7 @@ def _int_in(low: int, high: int) -> Callable[[object], bool]:
 
 
 def _fraction(value: object) -> bool:
-    return _is_number(value) and 0 < cast("float", value) <= 1
+    return _is_number(value) and 0 < value <= 1  # type: ignore[operator]  # a number here
 
 
 SETTINGS: tuple[Setting, ...] = (

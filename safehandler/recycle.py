@@ -30,13 +30,16 @@ import os
 import signal
 import sys
 from types import ModuleType
-from typing import Any
 
 from . import _fleet
 from ._constants import LAMBDA_MAX_CONCURRENCY, LAMBDA_RUNTIME_API, LOGGER_NAME, RECYCLE_MARKER
 from ._imports import when_imported
 from ._records import PastRecycle
 from ._redact import redact_text
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "EXIT_BUDGET_S",

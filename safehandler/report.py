@@ -6,13 +6,15 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from ._constants import LAMBDA_LOG_FORMAT, LOGGER_NAME, RESTARTS
 from ._records import Finding, Site
 from ._redact import redact_obj, redact_text
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any
+
     from .health import Health
 
 __all__ = ["advice", "log_event", "log_finding", "log_layer_active", "log_unhealthy"]

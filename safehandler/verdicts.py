@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
 
 from ._records import (
     ALLOWED_CACHE,
@@ -34,8 +33,13 @@ from ._records import (
 )
 from .policy import Policy
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from ._scope import Scope
+else:
+    from ._tuple import NamedTuple
 
 __all__ = [
     "IMMEDIATE_NOUNS",

@@ -12,9 +12,12 @@ import logging
 import reprlib
 import signal
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
-from typing import Any
 
 from .._redact import is_secret_name, redact
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MISSING",

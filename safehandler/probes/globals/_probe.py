@@ -24,7 +24,6 @@ import re
 import sys
 from collections.abc import Callable, Collection, Hashable, Iterable
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
-from typing import TYPE_CHECKING, Any, Literal
 
 from ..._records import (
     HANDLER_STATE_NOUNS,
@@ -42,7 +41,10 @@ from . import _atexit, _cwd, _environ, _handler_state, _logging, _path, _signals
 from ._token import Part, Snapshot, identical, part, shared_state_unmoved
 from ._watched import COMMON_STDLIB
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from ...verdicts import Verdict
 
 __all__ = ["GlobalsProbe"]

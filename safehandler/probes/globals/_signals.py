@@ -5,10 +5,13 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from ..._records import SIGNAL_HANDLER, Resource, global_change
 from .._describe import describe_signal, signal_name
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["catchable_signals", "diff_signals", "read_signals", "restore_signals"]
 
