@@ -20,7 +20,6 @@ dimensions per dimension set, units from CloudWatch's list.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -136,6 +135,8 @@ def document(
 
 def dumps(doc: Mapping[str, Any]) -> str:
     """The document as one line of JSON (nothing before or after it, as the format asks)."""
+    import json  # 1.6 ms of cold start: loaded with the first document
+
     return json.dumps(doc, separators=(",", ":"), default=str)
 
 

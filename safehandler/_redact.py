@@ -49,13 +49,13 @@ from __future__ import annotations
 import binascii
 import functools
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 
 from ._constants import REDACT
 
 TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    import re
     from typing import Any
 
     from ._records import Finding, Site
@@ -79,7 +79,13 @@ MASK = "***"
 def _lazy(source: str, flags: int = 0) -> Callable[[], re.Pattern[str]]:
     """A regex compiled at its first use: ``import safehandler`` is paid on every cold start,
     the first redaction only when something is told (compiling all of them costs ~4 ms)."""
-    return functools.cache(lambda: re.compile(source, flags))
+
+    def compiled() -> re.Pattern[str]:
+        import re  # 3 ms of cold start: loaded with the first regex
+
+        return re.compile(source, flags)
+
+    return functools.cache(compiled)
 
 
 # -- names ------------------------------------------------------------------------------
@@ -410,6 +416,10 @@ def split_patterns(text: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=64)
 def compile_patterns(patterns: frozenset[str]) -> tuple[re.Pattern[str], ...]:
     """The patterns compiled, in a stable order; ``re.error`` for one that is not a regex."""
+    if not patterns:
+        return ()  # (and no re loaded)
+    import re
+
     return tuple(re.compile(pattern) for pattern in sorted(patterns))
 
 
@@ -433,6 +443,8 @@ def _user_patterns() -> tuple[re.Pattern[str], ...]:
         patterns |= split_patterns(from_env)
     if not patterns:
         return ()
+    import re
+
     try:
         return compile_patterns(patterns)
     except re.error:  # a bad variable is the policy's ConfigError; here, use the good ones
@@ -441,6 +453,8 @@ def _user_patterns() -> tuple[re.Pattern[str], ...]:
 
 @functools.lru_cache(maxsize=64)
 def _compiled_or_none(pattern: str) -> re.Pattern[str] | None:
+    import re
+
     try:
         return re.compile(pattern)
     except re.error:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 from collections.abc import Callable, Mapping
 
@@ -38,6 +36,9 @@ def log_event(
     generation (restarts by the layer's wrapper) it comes from: a recycled environment logs
     its findings again. The redaction boundary for log lines: the message and every field
     pass it here."""
+    import json  # json and logging: 6 ms of cold start, loaded with the first line
+    import logging
+
     if logger is None:
         logger = logging.getLogger(LOGGER_NAME)
     message = redact_text(message)
@@ -214,6 +215,8 @@ _FIXES: dict[str, Callable[[Finding, str], str]] = {
 def log_layer_active(version: str, handler: str, settings: Mapping[str, str]) -> None:
     """The one line at init under the layer: it is active, which version, which settings."""
     # at info where info is shown (Lambda's JSON format), else at the level that is: once
+    import logging
+
     shown = logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO)
     log_event(
         None,

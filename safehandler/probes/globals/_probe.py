@@ -17,10 +17,8 @@ new token, which compares everything.
 from __future__ import annotations
 
 import builtins
-import fnmatch
 import functools
 import os
-import re
 import sys
 from collections.abc import Callable, Collection, Hashable, Iterable
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
@@ -52,6 +50,17 @@ __all__ = ["GlobalsProbe"]
 # Shared state a handler may set once on purpose (a chdir into its data): restored only when
 # the change repeats in another invocation.
 _ONCE_IS_DELIBERATE = frozenset({WORKING_DIRECTORY})
+
+
+def _matcher(allow: list[str]) -> Callable[[str], object] | None:
+    """One regex of the shell patterns, or None when there are none (and no ``re`` loaded:
+    3 ms of cold start)."""
+    if not allow:
+        return None
+    import fnmatch
+    import re
+
+    return re.compile("|".join(fnmatch.translate(pattern) for pattern in allow)).match
 
 
 class GlobalsProbe(Probe):
@@ -90,8 +99,7 @@ class GlobalsProbe(Probe):
         self.module_names = tuple(dict.fromkeys(modules))
         if stdlib is None:
             stdlib = "all" if deep else COMMON_STDLIB
-        patterns = [fnmatch.translate(pattern) for pattern in allow]
-        self._allow = re.compile("|".join(patterns)).match if patterns else None
+        self._allow = _matcher(list(allow))
         self.deep = deep
         self._keep_contents = keep_contents
         self._last: Snapshot | None = None

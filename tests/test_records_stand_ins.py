@@ -1,7 +1,9 @@
-"""The private NamedTuple (``safehandler._tuple``) builds what ``typing.NamedTuple`` builds."""
+"""The stand-ins that keep typing and contextlib out of ``import safehandler``: the private
+NamedTuple builds what ``typing.NamedTuple`` builds, ``suppress`` does what contextlib's does."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import typing
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 
 from safehandler import _tuple
 from safehandler._records import InvocationStats, Site
+from safehandler._suppress import suppress
 
 SOURCE = '''
 class Point(NamedTuple):
@@ -118,3 +121,21 @@ def test_the_package_records_pickle_and_round_trip() -> None:
     assert InvocationStats._fields[-1] == "db"
     assert Site.__module__ == "safehandler._records"
     assert Site.__doc__ == "A line of user code that created a resource."
+
+
+@pytest.mark.parametrize("make", [suppress, contextlib.suppress], ids=["ours", "contextlib"])
+def test_suppress_as_contextlib_does(make: Any) -> None:
+    ran = []
+    with make(LookupError):
+        ran.append(1)
+        raise KeyError("a subclass")
+    ran.append(2)
+    with make(OSError, ValueError):
+        raise ValueError("the second type")
+    with make(TypeError):
+        ran.append(3)  # no exception: the block ran, nothing to suppress
+    with pytest.raises(ZeroDivisionError), make(LookupError):
+        _ = 1 / 0  # another type goes through
+    with pytest.raises(KeyboardInterrupt), make(Exception):
+        raise KeyboardInterrupt  # a BaseException is no Exception
+    assert ran == [1, 2, 3]
