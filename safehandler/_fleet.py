@@ -32,7 +32,6 @@ custom metric).
 from __future__ import annotations
 
 import os
-import resource
 import time
 import weakref
 from collections import Counter
@@ -299,6 +298,8 @@ def limits(memory_limit: int | None) -> dict[str, Any]:
 
 
 def _soft_fd_limit() -> int | None:
+    import resource  # an extension module: loaded with the first limit read
+
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return None if soft == resource.RLIM_INFINITY else soft
 

@@ -46,7 +46,6 @@ on every cold start, and compiling them all costs about 4 ms.
 
 from __future__ import annotations
 
-import binascii
 import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -325,6 +324,8 @@ def _mysql_p(match: re.Match[str]) -> str | None:
 
 
 def _basic(match: re.Match[str]) -> str:
+    import binascii  # an extension module: loaded when a Basic credential is seen
+
     value = match["bval"]
     try:
         decoded = binascii.a2b_base64(value + "=" * (-len(value) % 4))

@@ -25,7 +25,6 @@ invocation finishes normally and the recycle happens between invocations.
 from __future__ import annotations
 
 import os
-import resource
 from collections.abc import Mapping
 
 from . import _constants as env
@@ -124,6 +123,8 @@ def _whole_memory_limit(environ: Mapping[str, str]) -> int | None:
 
 
 def _soft_fd_limit() -> int | None:
+    import resource  # an extension module: loaded with the first limit read
+
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return None if soft == resource.RLIM_INFINITY else soft
 

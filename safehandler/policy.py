@@ -8,7 +8,6 @@ setting, the value and the accepted range.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 
@@ -56,6 +55,8 @@ def _parse_int(text: str) -> int:
 
 
 def _parse_float(text: str) -> float:
+    import math  # an extension module: loaded when a number is read from the environment
+
     value = float(text.strip())
     if not math.isfinite(value):
         raise ValueError(text)
