@@ -26,14 +26,13 @@ _getsignal: Callable[[int], Any] = _signal.getsignal
 
 
 def catchable_signals() -> tuple[int, ...]:
-    import signal
-
+    # the C module's ints: signal's own would be enums, which need enum loaded
     try:
-        valid = signal.valid_signals()
+        valid = _signal.valid_signals()
     except (AttributeError, ValueError, OSError):
         return ()
-    uncatchable = {getattr(signal, name, None) for name in ("SIGKILL", "SIGSTOP")}
-    realtime = getattr(signal, "SIGRTMIN", None)
+    uncatchable = {getattr(_signal, name, None) for name in ("SIGKILL", "SIGSTOP")}
+    realtime = getattr(_signal, "SIGRTMIN", None)
     return tuple(
         sorted(
             int(sig)
