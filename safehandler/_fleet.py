@@ -32,12 +32,10 @@ custom metric).
 from __future__ import annotations
 
 import os
-import resource
 import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
 
 from . import _emf
 from ._constants import LAMBDA_FUNCTION_NAME, POWERTOOLS_METRICS_NAMESPACE, RESTARTS
@@ -45,6 +43,29 @@ from ._records import Finding, InvocationStats
 from ._redact import redact_obj
 from ._warn import warn
 from .policy import Policy
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Source(Protocol):
+        """What the publisher reads of the engine, beyond each invocation's stats."""
+
+        @property
+        def unhealthy_since(self) -> int | None: ...
+
+        @property
+        def memory_limit(self) -> int | None: ...
+
+    class Observed(Protocol):
+        """What the engine tells its observers after each invocation (``_engine.Invocation``)."""
+
+        @property
+        def stats(self) -> InvocationStats: ...
+
+        @property
+        def findings(self) -> list[Finding]: ...
+
 
 __all__ = ["CHANGE_EVERY", "HEARTBEAT_S", "FleetMetrics", "before_recycle", "install"]
 
@@ -57,26 +78,6 @@ _TOP_SITES = 5
 
 # live publishers, told before a recycle (weak: a discarded handler's engine goes away)
 _publishers: weakref.WeakSet[FleetMetrics] = weakref.WeakSet()
-
-
-class Source(Protocol):
-    """What the publisher reads of the engine, beyond each invocation's stats."""
-
-    @property
-    def unhealthy_since(self) -> int | None: ...
-
-    @property
-    def memory_limit(self) -> int | None: ...
-
-
-class Observed(Protocol):
-    """What the engine tells its observers after each invocation (``_engine.Invocation``)."""
-
-    @property
-    def stats(self) -> InvocationStats: ...
-
-    @property
-    def findings(self) -> list[Finding]: ...
 
 
 def install(policy: Policy, source: Source, powertools: Any = None) -> FleetMetrics | None:
@@ -297,6 +298,8 @@ def limits(memory_limit: int | None) -> dict[str, Any]:
 
 
 def _soft_fd_limit() -> int | None:
+    import resource  # an extension module: loaded with the first limit read
+
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return None if soft == resource.RLIM_INFINITY else soft
 

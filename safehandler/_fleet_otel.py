@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from ._records import Finding
 from ._warn import warn
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._fleet import FleetMetrics
 
 __all__ = ["OtelMetrics", "meter_for"]

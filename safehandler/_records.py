@@ -15,7 +15,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Literal, NamedTuple
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, Literal, NamedTuple
+
+    Kind = Literal["fd", "socket", "db_connection", "thread", "process", "global", "memory"]
+    # "fd": one made by a call the audit hook does not see (os.pipe, os.memfd_create, an epoll)
+    CreationKind = Literal["file", "socket", "thread", "process", "atexit", "fd"]
+else:
+    from ._tuple import NamedTuple
 
 __all__ = [
     "SHARED_STATE_NOUNS",
@@ -30,10 +39,6 @@ __all__ = [
     "Site",
     "plural",
 ]
-
-Kind = Literal["fd", "socket", "db_connection", "thread", "process", "global", "memory"]
-# "fd": one made by a call the audit hook does not see (os.pipe, os.memfd_create, an epoll)
-CreationKind = Literal["file", "socket", "thread", "process", "atexit", "fd"]
 
 
 # -- where ------------------------------------------------------------------------------

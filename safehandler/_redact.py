@@ -46,16 +46,17 @@ on every cold start, and compiling them all costs about 4 ms.
 
 from __future__ import annotations
 
-import binascii
 import functools
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from ._constants import REDACT
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    import re
+    from typing import Any
+
     from ._records import Finding, Site
 
 __all__ = [
@@ -77,7 +78,13 @@ MASK = "***"
 def _lazy(source: str, flags: int = 0) -> Callable[[], re.Pattern[str]]:
     """A regex compiled at its first use: ``import safehandler`` is paid on every cold start,
     the first redaction only when something is told (compiling all of them costs ~4 ms)."""
-    return functools.cache(lambda: re.compile(source, flags))
+
+    def compiled() -> re.Pattern[str]:
+        import re  # 3 ms of cold start: loaded with the first regex
+
+        return re.compile(source, flags)
+
+    return functools.cache(compiled)
 
 
 # -- names ------------------------------------------------------------------------------
@@ -317,6 +324,8 @@ def _mysql_p(match: re.Match[str]) -> str | None:
 
 
 def _basic(match: re.Match[str]) -> str:
+    import binascii  # an extension module: loaded when a Basic credential is seen
+
     value = match["bval"]
     try:
         decoded = binascii.a2b_base64(value + "=" * (-len(value) % 4))
@@ -408,6 +417,10 @@ def split_patterns(text: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=64)
 def compile_patterns(patterns: frozenset[str]) -> tuple[re.Pattern[str], ...]:
     """The patterns compiled, in a stable order; ``re.error`` for one that is not a regex."""
+    if not patterns:
+        return ()  # (and no re loaded)
+    import re
+
     return tuple(re.compile(pattern) for pattern in sorted(patterns))
 
 
@@ -431,6 +444,8 @@ def _user_patterns() -> tuple[re.Pattern[str], ...]:
         patterns |= split_patterns(from_env)
     if not patterns:
         return ()
+    import re
+
     try:
         return compile_patterns(patterns)
     except re.error:  # a bad variable is the policy's ConfigError; here, use the good ones
@@ -439,6 +454,8 @@ def _user_patterns() -> tuple[re.Pattern[str], ...]:
 
 @functools.lru_cache(maxsize=64)
 def _compiled_or_none(pattern: str) -> re.Pattern[str] | None:
+    import re
+
     try:
         return re.compile(pattern)
     except re.error:

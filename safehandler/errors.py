@@ -7,8 +7,8 @@ Leak errors also subclass ``AssertionError`` so pytest shows them as test failur
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
     from ._records import Finding
 

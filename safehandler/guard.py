@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
 
 from ._engine import Engine
 from .errors import ConfigError, error_for
 from .policy import Policy
 
-__all__ = ["engine_of", "guard"]
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, overload
 
-F = TypeVar("F", bound=Callable[..., Any])
+    F = TypeVar("F", bound=Callable[..., Any])
+else:
+
+    def overload(func: object) -> object:  # typing's for mypy; at runtime the last def wins
+        return func
+
+
+__all__ = ["engine_of", "guard"]
 
 
 @overload
@@ -22,12 +30,17 @@ def guard(
 
 
 @overload
-def guard(
-    handler: None = None, /, *, policy: Policy | None = None, logger: Any = None, **settings: Any
+def guard(  # noqa: F811 - ruff sees the runtime overload below TYPE_CHECKING, not typing's
+    handler: None = None,
+    /,
+    *,
+    policy: Policy | None = None,
+    logger: Any = None,
+    **settings: Any,
 ) -> Callable[[F], F]: ...
 
 
-def guard(
+def guard(  # noqa: F811 - the implementation of the two overloads above
     handler: F | None = None,
     /,
     *,

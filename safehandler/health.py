@@ -25,13 +25,17 @@ invocation finishes normally and the recycle happens between invocations.
 from __future__ import annotations
 
 import os
-import resource
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from . import _constants as env
 from ._records import PastRecycle
 from .policy import Policy
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 __all__ = [
     "MIN_HEADROOM",
@@ -119,6 +123,8 @@ def _whole_memory_limit(environ: Mapping[str, str]) -> int | None:
 
 
 def _soft_fd_limit() -> int | None:
+    import resource  # an extension module: loaded with the first limit read
+
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return None if soft == resource.RLIM_INFINITY else soft
 

@@ -23,20 +23,21 @@ and Lambda replaces the environment: the next invocation pays a cold start.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import logging
 import os
-import signal
 import sys
 from types import ModuleType
-from typing import Any
 
 from . import _fleet
 from ._constants import LAMBDA_MAX_CONCURRENCY, LAMBDA_RUNTIME_API, LOGGER_NAME, RECYCLE_MARKER
 from ._imports import when_imported
 from ._records import PastRecycle
 from ._redact import redact_text
+from ._suppress import suppress
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "EXIT_BUDGET_S",
@@ -48,7 +49,6 @@ __all__ = [
     "request",
 ]
 
-_log = logging.getLogger(LOGGER_NAME)
 _CLIENT_CLASSES = ("BaseLambdaRuntimeClient", "LambdaRuntimeClient")
 
 # What an orderly exit may take (atexit callbacks, thread joins, finalisers): the next event
@@ -93,9 +93,15 @@ def pending() -> bool:
     return bool(_reasons)
 
 
+def _warning(message: str, *args: object) -> None:
+    import logging  # 4 ms of cold start: loaded when there is something to say
+
+    logging.getLogger(LOGGER_NAME).warning(message, *args)
+
+
 def recycle_now() -> None:  # pragma: no cover - ends the process; tested end to end
     marker = os.environ.get(RECYCLE_MARKER)
-    logging.getLogger(LOGGER_NAME).warning(
+    _warning(
         "safehandler: recycling the environment (%s): %s",
         "restarting the runtime" if marker else "exiting; Lambda starts a new one",
         redact_text("; ".join(_reasons)),
@@ -104,10 +110,12 @@ def recycle_now() -> None:  # pragma: no cover - ends the process; tested end to
     if marker:
         _mark(marker)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # exiting anyway
+        with suppress(Exception):  # exiting anyway
             stream.flush()
     # SIG_DFL: the kernel ends the process when the budget is spent, whatever Python is doing
-    with contextlib.suppress(Exception):
+    with suppress(Exception):  # exiting anyway
+        import signal  # 1.5 ms of cold start (its enums): loaded only here
+
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(EXIT_BUDGET_S)
     raise SystemExit(0)  # out of awslambdaric's loop: atexit, finalisers, flushed files
@@ -127,7 +135,7 @@ def _mark(marker: str) -> None:
     except FileExistsError:
         pass  # marked already
     except OSError as exc:  # the wrapper will pass the exit on: Lambda starts a new runtime
-        _log.warning("safehandler: cannot tell the wrapper to restart the runtime: %r", exc)
+        _warning("safehandler: cannot tell the wrapper to restart the runtime: %r", exc)
 
 
 def install_hook() -> None:
@@ -140,7 +148,7 @@ def _patch_client(module: ModuleType) -> None:
     cls = next((getattr(module, n) for n in _CLIENT_CLASSES if hasattr(module, n)), None)
     wait = getattr(cls, "wait_next_invocation", None)
     if cls is None or wait is None:
-        _log.warning(
+        _warning(
             "safehandler: this awslambdaric has no runtime client class we know; "
             "unhealthy environments are reported, not recycled"
         )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from ._constants import LAMBDA_LOG_FORMAT, LOGGER_NAME, RESTARTS
 from ._records import Finding, Site
 from ._redact import redact_obj, redact_text
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any
+
     from .health import Health
 
 __all__ = ["advice", "log_event", "log_finding", "log_layer_active", "log_unhealthy"]
@@ -36,6 +36,9 @@ def log_event(
     generation (restarts by the layer's wrapper) it comes from: a recycled environment logs
     its findings again. The redaction boundary for log lines: the message and every field
     pass it here."""
+    import json  # json and logging: 6 ms of cold start, loaded with the first line
+    import logging
+
     if logger is None:
         logger = logging.getLogger(LOGGER_NAME)
     message = redact_text(message)
@@ -215,6 +218,8 @@ _FIXES: dict[str, Callable[[Finding, str], str]] = {
 def log_layer_active(version: str, handler: str, settings: Mapping[str, str]) -> None:
     """The one line at init under the layer: it is active, which version, which settings."""
     # at info where info is shown (Lambda's JSON format), else at the level that is: once
+    import logging
+
     shown = logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO)
     log_event(
         None,

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 from . import recycle
 from ._constants import ORIGINAL_HANDLER, VERSION
 from ._warn import error
 from .report import log_layer_active
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__: list[str] = []  # ``handler`` exists once the layer's wrapper named the original
 

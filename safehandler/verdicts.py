@@ -25,7 +25,6 @@ import bisect
 import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
 
 from ._records import (
     ALLOWED_CACHE,
@@ -38,8 +37,13 @@ from ._records import (
 )
 from .policy import Policy
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from ._scope import Scope
+else:
+    from ._tuple import NamedTuple
 
 __all__ = [
     "IMMEDIATE_NOUNS",

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "safehandler"
 
 # part -> the modules in it (a trailing "." means the package and everything under it)
 PARTS = {
-    "records": ("_records", "_constants", "_imports"),
+    "records": ("_records", "_constants", "_imports", "_tuple", "_suppress"),
     "errors": ("errors",),
     "redaction": ("_redact", "_warn"),  # the one boundary, and the warnings that pass it
     "settings": ("policy",),

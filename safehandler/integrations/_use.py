@@ -9,10 +9,13 @@ back, from a leak, whose connections are never touched again.
 from __future__ import annotations
 
 import weakref
-from typing import Any
 
 from .._records import Handle
 from .._scope import current, reporting_fault
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["track", "used"]
 

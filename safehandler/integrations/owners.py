@@ -18,9 +18,12 @@ import functools
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
 
 from .._scope import record_fds, register_owner, reporting_fault, watch_owner_class
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["OWNERS", "attach_module"]
 

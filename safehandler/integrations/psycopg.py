@@ -18,12 +18,15 @@ import sys
 import weakref
 from collections.abc import Callable
 from types import FrameType, ModuleType
-from typing import Any
 
 from .._records import Handle
 from .._scope import current, reporting_fault
 from .._sites import capture_site
 from ._use import track, used
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_psycopg", "attach_psycopg2", "describe"]
 

@@ -6,12 +6,15 @@ import functools
 import sys
 import weakref
 from types import ModuleType
-from typing import Any
 
 from .._records import Handle
 from .._scope import current, reporting_fault
 from .._sites import capture_site
 from ._use import track, used
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach", "describe"]
 

@@ -15,16 +15,19 @@ import sys
 import weakref
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, TypeVar
 
 from .._records import Handle
 from .._scope import Scope, current, owner_of, reporting_fault
 from .._sites import capture_site
 from ._use import track, used
 
-__all__ = ["attach_core", "attach_orm"]
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
 
-_F = TypeVar("_F", bound=Callable[..., None])
+    _F = TypeVar("_F", bound=Callable[..., None])
+
+__all__ = ["attach_core", "attach_orm"]
 
 # Live DBAPI connections per engine, counted from pool connect/close events.
 _pooled: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import collections
 import itertools
-import logging
 import reprlib
-import signal
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
-from typing import Any
 
 from .._redact import is_secret_name, redact
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    import logging
+    from typing import Any
 
 __all__ = [
     "MISSING",
@@ -103,6 +105,8 @@ MISSING: Any = _Missing()  # the value of a name that is not set
 
 
 def signal_name(sig: int) -> str:
+    import signal  # 1.5 ms of cold start (its enums): loaded when a signal is told
+
     try:
         return signal.Signals(sig).name
     except ValueError:
@@ -190,6 +194,8 @@ def describe_handler(handler: logging.Handler) -> str:
 
 
 def describe_logger(name: str) -> str:
+    import logging  # 4 ms of cold start: loaded when a logger is told
+
     return "the root logger" if name == logging.root.name else f"logger {name!r}"
 
 
@@ -197,6 +203,8 @@ def describe_signal(handler: object) -> str:
     if handler is None:
         return "(set outside Python)"
     if isinstance(handler, int):
+        import signal
+
         try:
             return signal.Handlers(handler).name
         except ValueError:

@@ -26,11 +26,12 @@ no judgement (the verdict says what is a leak and what may be acted on).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .._records import Delta, Resource
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any
+
     from .._scope import Scope
     from ..verdicts import Verdict
 

@@ -15,7 +15,12 @@ from __future__ import annotations
 import gc
 import operator
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any, NamedTuple
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from .._tuple import NamedTuple
 
 __all__ = ["Rotation", "referents"]
 

@@ -9,13 +9,12 @@ resources, and carries out the cleanup the verdict allows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .._records import NO_CHANGE, Delta, Handle, Resource
 from .._scope import Scope, handles_added, live_serials
 from .._warn import warn
 from ._protocol import Probe
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
     from ..verdicts import Verdict
 

@@ -22,12 +22,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
 
 from .._records import NO_CHANGE, Creation, Delta, Resource
 from .._scope import Scope, others_live
 from ._fd_gate import WIDTH, Numbers, lowest_free
 from ._protocol import Probe
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .._tuple import NamedTuple
 
 __all__ = ["FdProbe", "count_fds", "emulate_kernel_without_count", "fd_table"]
 

@@ -7,12 +7,15 @@ a microsecond, psutil about ten). The limit it is judged against is the health m
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .._records import NO_CHANGE, Delta
 from .._scope import Scope
 from .._sites import PACKAGE_DIR, is_user_code
 from ._protocol import Probe
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["TRACE_FRAMES", "MemoryProbe", "growth_sites", "rss"]
 

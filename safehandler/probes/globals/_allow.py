@@ -8,11 +8,14 @@ from __future__ import annotations
 import functools
 import weakref
 from types import FunctionType
-from typing import Any, TypeVar
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T")
 
 __all__ = ["allow_global", "is_allowed", "ours"]
-
-_T = TypeVar("_T")
 
 # id -> a weak reference to the object, or a 1-tuple holding it: dicts, lists and sets cannot
 # be weakly referenced, so those are kept alive, which keeps their id from being reused (an

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 from ..._records import ENVIRONMENT_VARIABLE, Resource, global_change
 from .. import _rotation
 from .._describe import describe_env
 from ._token import new_name_change
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "RUNTIME_ENV",

@@ -13,13 +13,16 @@ import collections
 from collections.abc import Callable
 from itertools import islice
 from types import ModuleType
-from typing import Any
 
 from ..._records import ALLOWED_CACHE, MODULE_GLOBAL, Resource, global_change, plural
 from .._describe import MISSING, rebound
 from ._allow import is_allowed
 from ._stdlib import put_attr
 from ._token import Handler, Held, identical, new_name_change
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "BUDGET",

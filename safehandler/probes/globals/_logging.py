@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import Any
 
 from ..._records import LOGGING_HANDLER, Resource, global_change
 from .._describe import describe_handler, describe_logger
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    import logging
+    from typing import Any
+
+    LoggingData = dict[str, tuple[logging.Logger, tuple[Any, ...]]]
+
 __all__ = ["LoggingData", "diff_logging", "handler_ids", "read_logging", "restore_logging"]
 
 Wanted = Callable[[tuple[str, str]], bool]
-LoggingData = dict[str, tuple[logging.Logger, tuple[Any, ...]]]
 
 
 def _loggers() -> list[logging.Logger]:
+    import logging  # 4 ms of cold start: loaded when the first snapshot is taken
+
     registered = list(logging.Logger.manager.loggerDict.values())
     return [logging.root, *(item for item in registered if isinstance(item, logging.Logger))]
 
@@ -30,6 +36,8 @@ def read_logging() -> tuple[LoggingData, tuple[Any, ...]]:
     ever created (weakly held), the logger registry, and the handler lists that are not empty.
     (An existing handler added to a logger that had none is seen at the next change.)
     """
+    import logging
+
     loggers = _loggers()
     data = {logger.name: (logger, tuple(logger.handlers)) for logger in loggers}
     handler_refs = getattr(logging, "_handlerList", None)

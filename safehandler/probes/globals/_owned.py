@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import gc
 from types import CellType, FunctionType, ModuleType
-from typing import Any, NamedTuple
 
 from ..._records import (
     ALLOWED_CACHE,
@@ -35,6 +34,12 @@ from .._describe import MISSING, rebound
 from ._allow import is_allowed
 from ._handler_state import AllowedName, Wanted, is_container, is_dunder, remove_added
 from ._token import Handler, Held, new_name_change
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ..._tuple import NamedTuple
 
 __all__ = [
     "NO_OWNERS",

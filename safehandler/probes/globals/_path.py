@@ -5,12 +5,15 @@ from __future__ import annotations
 import collections
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from ..._records import PATH_ENTRY, Resource, global_change
 from .. import _rotation
 from .._describe import describe
 from ._token import new_name_change
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["diff_path", "read_path", "restore_path"]
 

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import builtins
 import collections
-import fnmatch
 import functools
 import os
-import re
 import sys
 from collections.abc import Callable, Collection, Hashable, Iterable
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
-from typing import TYPE_CHECKING, Any, Literal
 
 from ..._records import (
     ENVIRONMENT_VARIABLE,
@@ -50,7 +47,10 @@ from ._token import Handler, Part, Snapshot, identical, part, shared_state_unmov
 from ._watched import COMMON_STDLIB
 from ._witness import Move, View, Witness, changed_at
 
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from ...verdicts import Verdict
 
 __all__ = ["GlobalsProbe"]
@@ -65,6 +65,17 @@ _GROUPS = 32
 # Shared state a handler may set once on purpose (a chdir into its data): restored only when
 # the change repeats in another invocation.
 _ONCE_IS_DELIBERATE = frozenset({WORKING_DIRECTORY})
+
+
+def _matcher(allow: list[str]) -> Callable[[str], object] | None:
+    """One regex of the shell patterns, or None when there are none (and no ``re`` loaded:
+    3 ms of cold start)."""
+    if not allow:
+        return None
+    import fnmatch
+    import re
+
+    return re.compile("|".join(fnmatch.translate(pattern) for pattern in allow)).match
 
 
 class GlobalsProbe(Probe):
@@ -109,8 +120,7 @@ class GlobalsProbe(Probe):
         self.module_names = tuple(dict.fromkeys(modules))
         if stdlib is None:
             stdlib = "all" if deep else COMMON_STDLIB
-        patterns = [fnmatch.translate(pattern) for pattern in allow]
-        self._allow = re.compile("|".join(patterns)).match if patterns else None
+        self._allow = _matcher(list(allow))
         self.deep = deep
         self._keep_contents = keep_contents
         self._last: Snapshot | None = None

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from ..._records import SIGNAL_HANDLER, Resource, global_change
 from .._describe import describe_signal, signal_name
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["catchable_signals", "diff_signals", "read_signals", "restore_signals"]
 
 Wanted = Callable[[tuple[str, str]], bool]
 
-# the C function: signal.getsignal wraps it in Python to return enums
-_getsignal: Callable[[int], Any] = getattr(signal, "_signal", signal).getsignal
+# The C function: signal.getsignal wraps it in Python to return enums. From the C module,
+# loaded at start-up: importing signal costs 1.5 ms of cold start (its enums).
+try:
+    import _signal  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # pragma: no cover - a Python without it
+    import signal as _signal
+_getsignal: Callable[[int], Any] = _signal.getsignal
 
 
 def catchable_signals() -> tuple[int, ...]:
+    # the C module's ints: signal's own would be enums, which need enum loaded
     try:
-        valid = signal.valid_signals()
+        valid = _signal.valid_signals()
     except (AttributeError, ValueError, OSError):
         return ()
-    uncatchable = {getattr(signal, name, None) for name in ("SIGKILL", "SIGSTOP")}
-    realtime = getattr(signal, "SIGRTMIN", None)
+    uncatchable = {getattr(_signal, name, None) for name in ("SIGKILL", "SIGSTOP")}
+    realtime = getattr(_signal, "SIGRTMIN", None)
     return tuple(
         sorted(
             int(sig)
@@ -54,6 +62,8 @@ def diff_signals(
 def restore_signals(signals: tuple[int, ...], was: tuple[Any, ...], wanted: Wanted) -> list[str]:
     if threading.current_thread() is not threading.main_thread():
         return []  # signal.signal() works in the main thread only
+    import signal
+
     done: list[str] = []
     for sig, handler in zip(signals, was, strict=True):
         name = signal_name(sig)

@@ -13,13 +13,16 @@ import operator
 import sys
 from collections.abc import Callable, Collection
 from types import ModuleType
-from typing import Any
 
 from ..._records import BUILTIN, MODULES_ENTRY, STDLIB_ATTRIBUTE, Resource, global_change
 from .._describe import MISSING, describe, rebound
 from ._allow import ours
 from ._token import Layout, flatten
 from ._watched import is_stdlib_name
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "StdlibWatch",

@@ -10,9 +10,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
-from typing import Any, NamedTuple
 
 from ..._records import Resource
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ..._tuple import NamedTuple
 
 __all__ = [
     "Handler",

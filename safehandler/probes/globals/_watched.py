@@ -7,10 +7,13 @@ import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
 
 from ..._sites import is_user_code
 from ._vendored import vendored_names
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["COMMON_STDLIB", "handler_modules", "is_stdlib_name"]
 

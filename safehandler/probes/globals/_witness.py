@@ -28,17 +28,22 @@ import operator
 import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from types import FrameType
-from typing import Any, NamedTuple
 
 from ..._records import Site
 from ..._sites import is_user_code, line_site
+
+TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+    _Trace = Callable[[FrameType, str, Any], Any]
+else:
+    from ..._tuple import NamedTuple
 
 __all__ = ["CHECKS", "Move", "View", "Witness", "changed_at"]
 
 CHECKS = 2_000  # checks per traced invocation, at most
 MOVES = 16  # moves kept per part and invocation
-
-_Trace = Callable[[FrameType, str, Any], Any]
 
 
 class View(NamedTuple):
