@@ -13,5 +13,5 @@ CONNECTIONS = []
 @safehandler.guard
 def handler(event, context):
     conn = sqlite3.connect(DATABASE)
-    CONNECTIONS.append(conn)  # the leak safehandler reports at invocation 32
+    CONNECTIONS.append(conn)  # the leak safehandler reports at invocation 8
     return {"statusCode": 200}

@@ -152,9 +152,11 @@ SETTINGS: tuple[Setting, ...] = (
         "auto or an integer in [1, 1000000]",
         _parse_optional_int,
         lambda v: v is None or _int_in(1, 1_000_000)(v),
-        "growth is reported once it has gone on for this many invocations since it started "
-        "without dying out (threads, processes and shared state at once): a memo of the "
-        "tenants seen or a pool that stops at three grows fast, then stops. auto: 32 in "
+        "growth of the handler's state is reported once it has gone on for this many "
+        "invocations since it started without dying out, what a pool keeps (files, "
+        "sockets, idle threads) after at most 8 (threads, processes, shared state and DB "
+        "connections as leak_after says): a memo of the tenants seen or a pool that stops "
+        "at three grows fast, then stops. auto: 32 in "
         "report mode; 1 in strict mode, in soaks (which tell a growth that stopped apart "
         "after the fact) and with leak_after=1",
     ),

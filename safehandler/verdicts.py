@@ -7,8 +7,9 @@ creation site whose count of open resources reaches a new high in invocation aft
 A site is reported once it has grown in ``leak_after`` invocations, and again each time its
 count doubles, so a steady leak is one log line per doubling, not one per invocation. In
 production (``span`` > 1) the first report also waits until the growth went on for ``span``
-invocations without dying out: a memo of the tenants seen, or a pool that stops at three,
-grows fast at first and then stops; a leak keeps its pace.
+invocations (``SUSTAINED_GROWTH`` for what a pool keeps, none for DB connections) without
+dying out: a memo of the tenants seen, or a pool that stops at three, grows fast at first and
+then stops; a leak keeps its pace.
 Some resources are findings at once (``is_immediate``): a thread or child process alive
 after its invocation, which the frozen environment resumes inside a later one, and global state
 that is not the handler's to change (``json.dumps``, ``os.environ``). An allowed cache (named in
@@ -244,17 +245,29 @@ class LeakTracker:
         of its time holds at least half as many growing invocations as the earlier half. A
         memo of the tenants seen grows in most invocations at first, then ever more rarely as
         the tenants repeat; a leak keeps its pace, however slow."""
-        if self.span <= 1:
+        needed = self._span_of(state.sample.kind)
+        if needed <= 1:
             return True
         grew_at = state.grew_at
         started = grew_at[0] if grew_at else state.first_invocation
         span = invocation - started + 1
-        if span < self.span:
+        if span < needed:
             return False
         if len(grew_at) >= _GREW_AT_KEPT:
             return True
         earlier = bisect.bisect_left(grew_at, started + span // 2)
         return 2 * (len(grew_at) - earlier) >= earlier
+
+    def _span_of(self, kind: str) -> int:
+        """The span a growth of this kind must go on for. Handler state (a memo) takes the
+        whole span; what a pool keeps (files, sockets, idle threads) at most
+        ``SUSTAINED_GROWTH`` invocations, since a pool that runs dry stops growing too (a
+        leak of SQLAlchemy checkouts stops at 15); a DB connection none: the database probe
+        tells a pool's reuse from a leak's connections never used again, and cleanup acts on
+        that."""
+        if kind == "db_connection":
+            return 1
+        return self.span if kind == "global" else min(self.span, SUSTAINED_GROWTH)
 
     @staticmethod
     def _finding(state: _SiteState, invocation: int) -> Finding:
