@@ -167,3 +167,19 @@ def test_a_module_level_pool_keeps_the_connection_it_reuses(tmp_path: Path) -> N
     with engine.connect() as conn:
         assert conn.execute(sqlalchemy.text("select 2")).scalar() == 2
     engine.dispose()
+
+
+def test_an_object_whose_class_runs_code_on_every_attribute_does_not_stop_a_soak() -> None:
+    """The soak finds what the handler left open by type, never by asking an object its
+    ``__class__`` (which ``isinstance`` may do, and a metaclass may answer with an error)."""
+
+    class Loud(type):
+        def __getattribute__(cls, name: str) -> Any:
+            raise RuntimeError("metaclass code ran")
+
+    class Quiet(metaclass=Loud):
+        pass
+
+    report = soak(lambda event, context: None, invocations=5)
+    assert report.clean, str(report)
+    assert Quiet is not None

@@ -127,7 +127,7 @@ class _Known:
         self.weak: weakref.WeakSet[Any] = weakref.WeakSet()
         self.held: list[Any] = []
         for obj in gc.get_objects():
-            if isinstance(obj, classes):
+            if issubclass(type(obj), classes):  # (isinstance may ask obj's own __class__)
                 try:
                     self.weak.add(obj)
                 except TypeError:
@@ -170,7 +170,9 @@ def release(baseline: Baseline, leaked_kinds: Iterable[str]) -> list[str]:
         return done
     classes = _candidate_classes()
     new = [
-        obj for obj in gc.get_objects() if isinstance(obj, classes) and obj not in baseline.known
+        obj
+        for obj in gc.get_objects()
+        if issubclass(type(obj), classes) and obj not in baseline.known
     ]
     if kinds & {"fd", "socket", "db_connection", "global"}:
         done += _close_connections(new)

@@ -126,7 +126,14 @@ class Witness:
         check = self._check
 
         def on_call(frame: FrameType, event: str, arg: Any) -> Any:
-            theirs = other(frame, event, arg) if other is not None else None
+            theirs = None
+            if other is not None:
+                theirs = other(frame, event, arg)
+                # coverage's C tracer, called from Python on a call, installs itself again
+                # in C (its speed-up): take the thread's trace function back from it (not
+                # from a third one the handler set meanwhile)
+                if sys.gettrace() is other:
+                    sys.settrace(tracer)
             if not is_user_code(frame.f_code.co_filename):
                 return theirs
             began: int | None = None  # the line this frame last began
@@ -141,7 +148,8 @@ class Witness:
 
             return on_event
 
-        return on_call
+        tracer: _Trace = on_call
+        return tracer
 
     def _check(self, frame: FrameType, began: int | None) -> None:
         # an event of user code: has any part watched moved since the last event?
