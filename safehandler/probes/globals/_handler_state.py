@@ -32,6 +32,7 @@ __all__ = [
     "fingerprints",
     "is_container",
     "is_dunder",
+    "moved_detail",
     "read_handler",
     "remove_added",
     "sample",
@@ -188,16 +189,24 @@ def diff_handler(
                 out.append(new_name_change(MODULE_GLOBAL, key, detail, invocation))
                 continue
             if old is not new:
-                detail = _described(dotted, name, old, new, len(out))
-            elif size[0] is not None and size[1] is not None and size[0] != size[1]:
-                verb = "grew" if size[1] > size[0] else "shrank"
-                detail = f"{dotted} {verb}: {size[0]} -> {size[1]} items"
-            elif deep and before.prints.get(key) != after.prints.get(key):
-                detail = f"{dotted} contents changed: {size[1]} items"
+                moved: str | None = _described(dotted, name, old, new, len(out))
             else:
-                continue
-            out.append(global_change(MODULE_GLOBAL, key, detail, invocation))
+                changed = deep and before.prints.get(key) != after.prints.get(key)
+                moved = moved_detail(dotted, size, contents=changed)
+            if moved is not None:
+                out.append(global_change(MODULE_GLOBAL, key, moved, invocation))
     return out
+
+
+def moved_detail(dotted: str, size: tuple[int | None, int | None], *, contents: bool) -> str | None:
+    """How a container that was not rebound moved (grew, shrank, its contents changed), or
+    None if it did not."""
+    was, now = size
+    if was is not None and now is not None and was != now:
+        return f"{dotted} {'grew' if now > was else 'shrank'}: {was} -> {now} items"
+    if contents:
+        return f"{dotted} contents changed: {now} items"
+    return None
 
 
 # Describing a value is bounded (reprlib's limits, no user code), and so is the number of

@@ -32,7 +32,14 @@ from ..._records import (
 )
 from .._describe import MISSING, rebound
 from ._allow import is_allowed
-from ._handler_state import AllowedName, Wanted, is_container, is_dunder, remove_added
+from ._handler_state import (
+    AllowedName,
+    Wanted,
+    is_container,
+    is_dunder,
+    moved_detail,
+    remove_added,
+)
 from ._token import Handler, Held, new_name_change
 
 TYPE_CHECKING = False  # typing's, without importing typing: mypy knows the name
@@ -241,15 +248,12 @@ def diff_owned(
             out.append(new_name_change(noun, key, detail, invocation))
             continue
         if old is not new:
-            detail = rebound(dotted, holder.name, old, new)
-        elif size[0] is not None and size[1] is not None and size[0] != size[1]:
-            verb = "grew" if size[1] > size[0] else "shrank"
-            detail = f"{dotted} {verb}: {size[0]} -> {size[1]} items"
-        elif deep and before.prints.get(key) != after.prints.get(key):
-            detail = f"{dotted} contents changed: {size[1]} items"
+            moved: str | None = rebound(dotted, holder.name, old, new)
         else:
-            continue
-        out.append(global_change(noun, key, detail, invocation))
+            changed = deep and before.prints.get(key) != after.prints.get(key)
+            moved = moved_detail(dotted, size, contents=changed)
+        if moved is not None:
+            out.append(global_change(noun, key, moved, invocation))
     return out
 
 
