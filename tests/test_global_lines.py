@@ -305,3 +305,27 @@ def test_a_clean_handler_is_never_traced(guarded) -> None:
     guard(3)
     assert guard.findings == []
     assert traced == [before] * 3
+
+
+def test_an_invocation_whose_end_is_never_seen_leaves_no_tracing() -> None:
+    """A guard switched off between the start of an invocation and its end (its after() never
+    runs) must not leave the witness tracing everything that follows."""
+    import safehandler
+    from safehandler import _scope
+    from safehandler.guard import engine_of
+
+    before = sys.gettrace()
+    guarded = safehandler.guard(lambda event, context: None, mode="strict")
+    engine = engine_of(guarded)
+    assert engine is not None
+    token = engine.before()  # strict: the first invocation is traced from here
+    assert token is not None
+    assert sys.gettrace() is not before
+    _scope.abandon(token.opened)  # the end that never comes
+    _helper_called_after()
+    assert sys.gettrace() is before
+
+
+def _helper_called_after() -> None:
+    """User code that runs after the abandoned invocation: its call event stands the witness
+    down."""

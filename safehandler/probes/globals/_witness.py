@@ -19,7 +19,9 @@ the witness stands aside until the next.
 
 Tracing takes the thread's trace function for those invocations: another one (a debugger,
 coverage) is chained, called first for every event as it would have been, and put back after.
-If something else replaces the trace function meanwhile, it is left alone.
+If something else replaces the trace function meanwhile, it is left alone. A trace function
+that finds no invocation running (the guard was switched off before the invocation's end)
+puts the other back itself.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from types import FrameType
 
+from ... import _scope
 from ..._records import Site
 from ..._sites import is_user_code, line_site
 
@@ -134,7 +137,16 @@ class Witness:
                 # from a third one the handler set meanwhile)
                 if sys.gettrace() is other:
                     sys.settrace(tracer)
-            if not is_user_code(frame.f_code.co_filename):
+            try:
+                if _scope.current() is None:
+                    # no invocation runs (its end was not seen: a guard switched off in
+                    # between): stand down rather than trace what follows
+                    if sys.gettrace() is tracer:
+                        sys.settrace(other)
+                    return theirs
+                if not is_user_code(frame.f_code.co_filename):
+                    return theirs
+            except Exception:  # noqa: BLE001 - fail open (at interpreter exit, say)
                 return theirs
             began: int | None = None  # the line this frame last began
 
