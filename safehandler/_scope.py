@@ -33,7 +33,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from ._records import Creation, Handle, Owner
-from ._sites import caller_is_library, capture_site, is_user_code
+from ._sites import caller_is_library, capture_site, is_user_code, library_prefixes
 from ._suppress import suppress
 from ._warn import warn
 
@@ -340,6 +340,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    library_prefixes()  # before the hook: an audit event must not import sysconfig
     sys.addaudithook(_audit)
     _wrap_thread_start()
     _wrap_atexit_register()

@@ -13,14 +13,24 @@ from types import FrameType
 
 from ._records import Site
 
-__all__ = ["PACKAGE_DIR", "caller_is_library", "capture_site", "is_user_code", "line_site"]
+__all__ = [
+    "PACKAGE_DIR",
+    "caller_is_library",
+    "capture_site",
+    "is_user_code",
+    "library_prefixes",
+    "line_site",
+]
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @functools.cache
-def _library_prefixes() -> tuple[str, ...]:
-    import sysconfig  # 0.8 ms of cold start: read when the first site is looked at
+def library_prefixes() -> tuple[str, ...]:
+    """Where the stdlib, site-packages and safehandler live. Read before the audit hook is
+    installed (``_scope.install``): importing sysconfig opens files, and an audit event
+    that asked for this while sysconfig was half imported would fail."""
+    import sysconfig  # 0.8 ms of cold start: read at the first guard, not at import
 
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
@@ -34,7 +44,7 @@ def _library_prefixes() -> tuple[str, ...]:
 def is_user_code(filename: str) -> bool:
     if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
         return False
-    return not filename.startswith(_library_prefixes())
+    return not filename.startswith(library_prefixes())
 
 
 def _qualname(frame: FrameType) -> str:
