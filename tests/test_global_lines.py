@@ -329,3 +329,48 @@ def test_an_invocation_whose_end_is_never_seen_leaves_no_tracing() -> None:
 def _helper_called_after() -> None:
     """User code that runs after the abandoned invocation: its call event stands the witness
     down."""
+
+
+OWNED_APP = """
+def handler(event, context, _seen=[]):
+    _seen.append(event)  # grows-default
+    return len(_seen)
+
+
+def make():
+    kept = []
+
+    def inner(event, context):
+        kept.append(event)  # grows-cell
+        return len(kept)
+
+    return inner
+
+
+closure_handler = make()
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "noun", "marker"),
+    [
+        ("handler", "mutable default", "grows-default"),
+        ("closure_handler", "module global", "grows-cell"),
+    ],
+)
+def test_what_a_function_holds_is_named_at_the_line_that_grew_it(
+    guarded, tmp_path, monkeypatch: pytest.MonkeyPatch, function: str, noun: str, marker: str
+) -> None:
+    import importlib
+
+    path = tmp_path / "sh_lines_owned_app.py"
+    path.write_text(OWNED_APP, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        app = importlib.import_module("sh_lines_owned_app")
+        findings = _run(guarded, getattr(app, function), 5)
+    finally:
+        sys.modules.pop("sh_lines_owned_app", None)
+    sites = [f.site for f in findings if f.noun == noun and f.site is not None]
+    assert sites, findings
+    assert (sites[-1].filename, sites[-1].lineno) == (str(path), line_of(marker, path))
