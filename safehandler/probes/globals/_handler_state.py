@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUDGET",
     "SAMPLE",
+    "cache_growth",
     "diff_handler",
     "fingerprint",
     "fingerprints",
@@ -178,10 +179,7 @@ def diff_handler(
             dotted = f"{module_name}.{name}"
             size = (before.lens.get(key), after.lens.get(key))
             if allowed_name(dotted) or is_allowed(old if new is MISSING else new):
-                old_size, new_size = size
-                if old_size is not None and new_size is not None and new_size > old_size:
-                    detail = f"{dotted} grew: {old_size} -> {new_size} items"
-                    out.append(global_change(ALLOWED_CACHE, key, detail, invocation))
+                out += cache_growth(key, dotted, size, invocation)
                 continue
             if old is MISSING:
                 # a new name per invocation is one growing group, not a group per name
@@ -196,6 +194,16 @@ def diff_handler(
             if moved is not None:
                 out.append(global_change(MODULE_GLOBAL, key, moved, invocation))
     return out
+
+
+def cache_growth(
+    key: tuple[str, str], dotted: str, size: tuple[int | None, int | None], invocation: int
+) -> list[Resource]:
+    """An intended cache reports only its growth (the verdicts' streak rule judges it)."""
+    was, now = size
+    if was is None or now is None or now <= was:
+        return []
+    return [global_change(ALLOWED_CACHE, key, f"{dotted} grew: {was} -> {now} items", invocation)]
 
 
 def moved_detail(dotted: str, size: tuple[int | None, int | None], *, contents: bool) -> str | None:

@@ -23,7 +23,6 @@ import gc
 from types import CellType, FunctionType, ModuleType
 
 from ..._records import (
-    ALLOWED_CACHE,
     MODULE_GLOBAL,
     MUTABLE_DEFAULT,
     Resource,
@@ -35,6 +34,7 @@ from ._allow import is_allowed
 from ._handler_state import (
     AllowedName,
     Wanted,
+    cache_growth,
     is_container,
     is_dunder,
     moved_detail,
@@ -238,10 +238,7 @@ def diff_owned(
             or is_allowed(old if new is MISSING else new)
             or is_allowed(holder.owner.obj)
         ):
-            old_size, new_size = size
-            if old_size is not None and new_size is not None and new_size > old_size:
-                detail = f"{dotted} grew: {old_size} -> {new_size} items"
-                out.append(global_change(ALLOWED_CACHE, key, detail, invocation))
+            out += cache_growth(key, dotted, size, invocation)
             continue
         if old is MISSING:
             detail = rebound(dotted, holder.name, old, new)
