@@ -78,17 +78,15 @@ class Witness:
         self._checks = 0
         self._tracer: _Trace | None = None  # ours, while installed
         self._other: Any = None  # the trace function ours chains to
-
-    @property
-    def active(self) -> bool:
-        """Whether anything is watched or traced (the probe asks on every invocation)."""
-        return bool(self._parts) or self._tracer is not None
+        # anything watched or traced: an attribute, since the probe asks on every invocation
+        self.active = False
 
     def watch(self, name: Hashable, part: View, invocations: int) -> None:
         """Follow ``part`` through the next ``invocations`` invocations (or more, if it is
         already watched for more)."""
         self._parts[name] = part
         self._left[name] = max(self._left.get(name, 0), invocations)
+        self.active = True
 
     def begin(self) -> None:
         """Before an invocation: read the parts watched, and trace the frames of user code."""
@@ -103,6 +101,7 @@ class Witness:
         except Exception:  # noqa: BLE001 - fail open: watch nothing
             self._parts.clear()
             self._left.clear()
+            self.active = False
             return
         self._checks = 0
         self._other = sys.gettrace()
@@ -113,6 +112,7 @@ class Witness:
         """After an invocation: stop tracing; keep its moves for the probe's diff."""
         if self._tracer is None:
             self.moves = {}
+            self.active = bool(self._parts)
             return
         if sys.gettrace() is self._tracer:  # (replaced meanwhile: not ours to undo)
             sys.settrace(self._other)
@@ -122,6 +122,7 @@ class Witness:
             self._left[name] -= 1
             if self._left[name] <= 0:
                 del self._parts[name], self._left[name]
+        self.active = bool(self._parts)
 
     # -- tracing ------------------------------------------------------------------------
 
