@@ -54,6 +54,7 @@ __all__ = [
     "Owners",
     "diff_owned",
     "find_owners",
+    "of_module",
     "read_owned",
     "restore_owned",
 ]
@@ -179,6 +180,16 @@ def _add_class(found: dict[int, Owner], module: str, where: Any, label: str, cls
     for name, value in list(held[0].items()):
         if not is_dunder(name) and len(found) < OWNERS_LIMIT:
             _add(found, module, where, f"{label}.{name}", value, depth=0)
+
+
+def of_module(owners: Owners, module: str) -> Owners:
+    """The owners of one module (what the witness reads for that module's part)."""
+    return Owners(
+        tuple(owner for owner in owners.owners if owner.module == module),
+        (),
+        {key: held for key, held in owners.fixed.items() if key[0] == module},
+        tuple(cell for cell in owners.cells if cell[0][0] == module),
+    )
 
 
 def read_owned(owners: Owners) -> dict[tuple[str, str], Held]:

@@ -353,7 +353,8 @@ class GlobalsProbe(Probe):
             return None
         namespace = vars(module)
         if part_name in self._handler_modules:  # small, and the sizes of containers count
-            return View(functools.partial(self._handler_reading, part_name, namespace))
+            owned = _owned.of_module(self._owners, part_name)
+            return View(functools.partial(_handler_reading, namespace, owned))
         return View(
             lambda: _by_name(namespace, id),
             lambda: _rotation.referents(namespace),
@@ -366,15 +367,6 @@ class GlobalsProbe(Probe):
         names += [name for name, _, _ in self._stdlib.layout]
         for name in names:
             self._watch(name, _SURVEYED)
-
-    def _handler_reading(self, module_name: str, namespace: dict[str, Any]) -> dict[str, Any]:
-        """A handler module's globals, and what its functions and classes hold (a default,
-        a cell, a class attribute), by the names their changes are keyed by."""
-        reading = _by_name(namespace, _value_reading)
-        for (module, name), held in _owned.read_owned(self._owners).items():
-            if module == module_name:
-                reading[name] = _value_reading(held.value)
-        return reading
 
     def _signal_reading(self) -> dict[str, int]:
         if len(self._signal_names) != len(self._signals):
@@ -563,6 +555,15 @@ _SHARED_PARTS: dict[str, Callable[[GlobalsProbe], View]] = {
 def _by_name(namespace: dict[str, Any], reading: Callable[[Any], Any]) -> dict[str, Any]:
     # (keys and values in one pass of C: no other thread runs between them)
     return dict(zip(namespace, map(reading, namespace.values()), strict=True))
+
+
+def _handler_reading(namespace: dict[str, Any], owned: _owned.Owners) -> dict[str, Any]:
+    """A handler module's globals, and what its functions and classes hold (a default, a
+    cell, a class attribute), by the names their changes are keyed by."""
+    reading = _by_name(namespace, _value_reading)
+    for (_, name), held in _owned.read_owned(owned).items():
+        reading[name] = _value_reading(held.value)
+    return reading
 
 
 def _value_reading(value: Any) -> tuple[int, int]:
